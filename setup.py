@@ -1,0 +1,63 @@
+"""pip metadata for vispeak_ros (the ROS build uses CMakeLists.txt and package.xml).
+
+Version ranges here, not pins: robots run Python 3.10-3.12 and NVIDIA's own torch builds. The exact
+`torch==2.13.0` pin lives only in .ci/run and the README commands.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+
+
+class BuildWithInterfaces(build_py):
+    """Copy msg/*.msg into vispeak_ros/interfaces/ of the build, so installed tools find the definitions.
+
+    msg/ stays the single source of truth; a source checkout reads it directly (see vispeak_ros/interfaces.py).
+    """
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "vispeak_ros" / "interfaces"
+        target.mkdir(parents=True, exist_ok=True)
+        for msg in sorted((HERE / "msg").glob("*.msg")):
+            self.copy_file(str(msg), str(target / msg.name))
+
+
+MODEL = ["torch>=2.4", "transformers>=5.0", "safetensors>=0.4", "tokenizers>=0.21", "kaldi-native-fbank>=1.20"]
+TRANSPORT = ["rosbags>=0.10.4", "cyclonedds>=0.10.5", "mcap>=1.1", "mcap-ros2-support>=0.5"]
+TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "vermin>=1.6", "catkin_pkg>=1.0", "lameenc>=1.7"]
+
+setup(
+    name="vispeak_ros",
+    version="0.1.0",
+    description="ViSpeak visual instruction feedback for ROS 2 robots",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["vispeak_ros", "vispeak_ros.*"]),
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.23",
+        "soxr>=0.3",
+        "opencv-python-headless>=4.8",
+        "av>=12",
+        "pyyaml>=6",
+    ],
+    extras_require={
+        "model": MODEL,
+        "transport": TRANSPORT,
+        "all": MODEL + TRANSPORT,
+        "test": MODEL + TRANSPORT + TEST,
+    },
+    entry_points={
+        "console_scripts": [
+            "vispeak-demo = vispeak_ros.tools.demo:main",
+        ],
+    },
+    cmdclass={"build_py": BuildWithInterfaces},
+    zip_safe=False,
+)
