@@ -39,7 +39,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["vispeak_ros", "vispeak_ros.*"]),
-    include_package_data=True,
+    # Interface definitions of packages we talk to but do not build (e.g. both audio_common flavours).
+    package_data={"vispeak_ros": ["ros/audio_common_msgs/*/*.msg"]},
     install_requires=[
         "numpy>=1.23",
         "soxr>=0.3",

@@ -1,0 +1,1 @@
+"""Benchmarks: speed and memory figures, measured side by side in one run (not part of the test suite)."""
