@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -89,7 +91,7 @@ def test_random_interleavings_give_exact_increasing_complete_segments(
     segments = feed(segmenter, messages) + segmenter.flush()
 
     assert [s.index for s in segments] == list(range(len(segments)))
-    assert all(a.start_ns < b.start_ns for a, b in zip(segments, segments[1:]))
+    assert all(a.start_ns < b.start_ns for a, b in pairwise(segments))
     assert all(s.audio.shape == (SAMPLES_PER_SEGMENT,) and s.audio.dtype == np.float32 for s in segments)
     assert segmenter.stats.max_open <= config.max_open_segments
     whole = [s for s in segments if s.end_ns <= T0 + seconds * NS_PER_S]
