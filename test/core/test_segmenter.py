@@ -83,8 +83,9 @@ def test_random_interleavings_give_exact_increasing_complete_segments(
 ):
     messages = stream_messages(seconds, fps, chunk, audio_delay_ms * MS, video_delay_ms * MS)
     messages = jitter_arrivals(messages, np.random.default_rng(jitter_seed), max_jitter_ns=50 * MS)
-    # A sample is at most (chunk length + delay + jitter) late; the watermark waits a little longer than that.
-    latency_s = chunk / 16_000 + audio_delay_ms / 1000 + 0.1
+    # Each input passes a segment's end at most (chunk length or frame interval + delay + jitter) after it;
+    # the watermark waits a little longer than that.
+    latency_s = max(chunk / 16_000 + audio_delay_ms / 1000, 1 / fps + video_delay_ms / 1000) + 0.1
     decoder = CountingDecoder()
     config = SegmenterConfig(frame_policy=policy, max_input_latency_s=latency_s, max_open_segments=4)
     segmenter = Segmenter(config, decode_frame=decoder)
