@@ -239,10 +239,7 @@ class CNNSubsampling(nn.Module):
         if self.two_convs:
             x = torch.relu(self.bn1(self.conv1d1(F.pad(x, (self.kernel_size - 1, 0)))))
         x = self.conv1d2(F.pad(x, (0, self.kernel_size - 1)))
-        if isinstance(self.bn2, nn.LayerNorm):
-            x = self.bn2(x.transpose(1, 2)).transpose(1, 2)
-        else:
-            x = self.bn2(x)
+        x = self.bn2(x.transpose(1, 2)).transpose(1, 2) if isinstance(self.bn2, nn.LayerNorm) else self.bn2(x)
         x = self.act(x)
         return self.project(x.transpose(1, 2)), mask[:, :, 0::2]
 

@@ -235,7 +235,9 @@ def audio_config_from_folder(folder: Path) -> AudioConfig:
     """Read the VITA-1.5 audio-encoder folder's train.yaml (safe YAML: plain data only)."""
     path = folder / "train.yaml"
     if not path.is_file():
-        raise CheckpointError(f"audio setting transformer-attention-heads: no train.yaml in audio encoder folder {folder}")
+        raise CheckpointError(
+            f"audio setting transformer-attention-heads: no train.yaml in audio encoder folder {folder}"
+        )
     try:
         with open(path, encoding="utf-8") as f:
             tree = yaml.safe_load(f)
@@ -245,7 +247,9 @@ def audio_config_from_folder(folder: Path) -> AudioConfig:
         raise CheckpointError(f"{path}: expected a mapping")
     layout = _lookup(tree, "encoder_conf.overview_conf.encoder-layer-config", path)
     if layout != "subsampling-transformer":
-        raise CheckpointError(f"audio setting encoder-layer-config {layout!r} in {path} is not 'subsampling-transformer'")
+        raise CheckpointError(
+            f"audio setting encoder-layer-config {layout!r} in {path} is not 'subsampling-transformer'"
+        )
     sub = "encoder_conf.para_conf.subsampling."
     tr = "encoder_conf.para_conf.transformer."
     fb = "dataset_conf.fbank_conf."

@@ -44,9 +44,7 @@ class StreamFusion(nn.Module):
             raise CheckpointError(f"combination {combination!r} is not adaptive_combine, linear_combine or add")
 
     @staticmethod
-    def _operands(
-        agent: torch.Tensor, user: torch.Tensor, order: FusionOrder
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _operands(agent: torch.Tensor, user: torch.Tensor, order: FusionOrder) -> tuple[torch.Tensor, torch.Tensor]:
         if order == "agent_first":
             return agent, user
         if order == "user_first":

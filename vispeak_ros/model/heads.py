@@ -14,7 +14,9 @@ class InformativeHead(nn.Sequential):
     """Keys `0.*` and `2.weight`, as the checkpoint's top-level `informative_head.*`."""
 
     def __init__(self, hidden_size: int) -> None:
-        super().__init__(nn.Linear(hidden_size, hidden_size // 2), nn.ReLU(), nn.Linear(hidden_size // 2, 1, bias=False))
+        super().__init__(
+            nn.Linear(hidden_size, hidden_size // 2), nn.ReLU(), nn.Linear(hidden_size // 2, 1, bias=False)
+        )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """[..., H] -> [...] logits (float32, as the official code returns them)."""

@@ -23,8 +23,8 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
 
 from vispeak_ros.model.config import (
     AudioConfig,
-    ViSpeakConfig,
     VisionConfig,
+    ViSpeakConfig,
     audio_config_from_folder,
     model_config_from_dict,
     read_json,
@@ -136,15 +136,15 @@ def _count_layers(weights: _Weights, pattern: str) -> int:
 def _vision_config(weights: _Weights, folder: Path | None, configured: str | None) -> VisionConfig:
     if folder is None:
         raise CheckpointError(
-            f"vision setting num_attention_heads: vision tower folder not found (config mm_vision_tower={configured!r}); "
-            "pass vision_tower=<local InternViT-300M-448px folder>"
+            "vision setting num_attention_heads: vision tower folder not found "
+            f"(config mm_vision_tower={configured!r}); pass vision_tower=<local InternViT-300M-448px folder>"
         )
     base = vision_config_from_folder(folder)
     p = VISION_PREFIX
     hidden = weights.shape(p + "embeddings.class_embedding")[-1]
     patch = weights.shape(p + "embeddings.patch_embedding.weight")[-1]
     positions = weights.shape(p + "embeddings.position_embedding")[1]
-    grid = int(round((positions - 1) ** 0.5))
+    grid = round((positions - 1) ** 0.5)
     return dataclasses.replace(
         base,
         hidden_size=hidden,

@@ -148,7 +148,7 @@ def shuffled_features(hidden: torch.Tensor) -> torch.Tensor:
     """Tower hidden states [N, 1+G^2, C] -> [N, (G/2)^2, 4C]: drop CLS, x0.5, pixel shuffle."""
     tokens = hidden[:, 1:]
     n, count, c = tokens.shape
-    side = int(round(count**0.5))
+    side = round(count**0.5)
     grid = tokens.reshape(n, side, side, c) * PIXEL_SHUFFLE_SCALE
     shuffled = pixel_shuffle(grid, PIXEL_SHUFFLE_SCALE)
     return shuffled.reshape(n, -1, shuffled.shape[-1])
@@ -159,7 +159,7 @@ def pool_tokens(features: torch.Tensor, pooling_size: int) -> torch.Tensor:
     if pooling_size <= 1:
         return features
     n, count, c = features.shape
-    side = int(round(count**0.5))
+    side = round(count**0.5)
     grid = features.permute(0, 2, 1).reshape(n, c, side, side)
     grid = F.interpolate(grid, size=(side // pooling_size, side // pooling_size), mode="bilinear", align_corners=False)
     return grid.reshape(n, c, -1).permute(0, 2, 1)

@@ -161,9 +161,7 @@ class ViSpeakForCausalLM(nn.Module):
         informative = self.informative_head(hidden) if self.informative_head is not None else None
         return StepOutput(logits=logits, informative_logits=informative, cache=out.cache if use_cache else None)
 
-    def forward(
-        self, agent_ids: torch.Tensor, user_embeds: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, agent_ids: torch.Tensor, user_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The official training-path forward with placeholders already filled: positions 0..T-1, no cache."""
         fused = self.fuse(self.embed_tokens(agent_ids), user_embeds)
         step = self.run_llm(fused)
