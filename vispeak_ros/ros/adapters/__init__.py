@@ -1,0 +1,1 @@
+"""Graph-port adapters: Cyclone DDS (dds_adapter) and rclpy. Import the one you need; this package imports neither."""
