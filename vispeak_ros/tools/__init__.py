@@ -1,0 +1,1 @@
+"""Command-line tools: demo, inspect, and (later) replay and evaluation."""
