@@ -1,0 +1,52 @@
+"""A wheel built from the repository carries the message definitions and runs from an empty directory."""
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (path,) = out.glob("vispeak_ros-*.whl")
+    return path
+
+
+def test_wheel_holds_our_and_audio_common_message_definitions(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    ours = {f"vispeak_ros/interfaces/{p.name}" for p in (REPO_ROOT / "msg").glob("*.msg")}
+    assert ours <= names
+    assert any(n.startswith("vispeak_ros/ros/audio_common_msgs/mgonzs13/") for n in names)
+    assert any(n.startswith("vispeak_ros/ros/audio_common_msgs/ros_drivers/") for n in names)
+    assert not any(n.startswith(("test/", "benchmarks/")) for n in names)
+
+
+def test_installed_wheel_runs_the_demo_from_an_empty_directory(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = "import vispeak_ros, sys; print(vispeak_ros.__file__); from vispeak_ros.tools.demo import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--seconds", "2"],
+        cwd=empty,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(str(target))  # the installed copy ran, not the source tree
+    assert lines[-1].startswith("done: 2 segments")
