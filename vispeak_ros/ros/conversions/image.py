@@ -247,7 +247,7 @@ def _decode_raw(payload: FramePayload) -> np.ndarray:
     if layout.channels == 1:
         return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
     if encoding.startswith(("rgb", "rgba")):
-        return np.ascontiguousarray(pixels[:, :, :3])
+        return pixels[:, :, :3].copy()  # a copy even when the rows were already packed RGB: never alias the message
     return np.ascontiguousarray(pixels[:, :, 2::-1])  # bgr*, bgra*, 8UC3, 8UC4
 
 
