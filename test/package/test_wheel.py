@@ -1,5 +1,6 @@
 """A wheel built from the repository carries the message definitions and runs from an empty directory."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,10 @@ from conftest import REPO_ROOT
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"  # setuptools builds in-tree: build from a copy, never litter the checkout
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO_ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
         check=True,
         capture_output=True,
     )
