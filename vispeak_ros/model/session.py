@@ -1,0 +1,290 @@
+"""Streaming session: feed segments, decide at each seg token whether to speak, speak token by token.
+
+This is the official streaming loop (ViSpeak's `streaming_generate`) made incremental and bounded:
+- `start(segments)` prefills the system prompt (the attention sink) and any first segments in one call, then
+  decides at the last seg token. As in the official loop, that first decision sees no informative value (the
+  official initial logit -100), so it can never trigger proactively.
+- `feed(user_embeds)` takes one segment (rows ending with the seg token). While silent the whole segment goes in as
+  one prefill with the agent stream at pad (only the new rows are computed: the KV cache is reused). At the seg row:
+  push sigmoid(informative logit of the row before it) into a queue of 3; proactive mode starts when the queue sum
+  exceeds 0.35 and forces the proactive marker; reactive mode starts when the argmax at the seg row is not pad.
+- While speaking, each generated agent token is fed back as the agent stream of the *next user-stream row*
+  (watching while speaking), one row per step, until `<|im_end|>`; the im_end itself is the agent input of the row
+  after it, then the agent stream returns to pad and decisions resume (with a fresh queue: the official loop
+  answers once per call, so a continuous stream must not re-trigger on the evidence of the answer it just gave).
+- `finish(rows)` lets an unfinished answer run on over pad user rows, as the official loop's padding does.
+
+Bounded memory for unbounded streams (`window_tokens`): the system prompt stays as an attention sink; before each
+new segment the oldest whole segments are dropped until the retained window holds at most `window_tokens` rows,
+and the keys after the gap are re-rotated to their new positions (`SinkWindowCache`). Position ids fed to the LLM
+therefore stay below `sink + window_tokens + max_segment_tokens` for ever. With `window_tokens=None` nothing is
+dropped and the session equals a one-shot forward over the same rows.
+
+Greedy decoding only (the official temperature 0.01 + argmax is argmax), restricted to `tokens.vocab_limit`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from vispeak_ros.model.cache import SinkWindowCache
+from vispeak_ros.model.fusion import FusionOrder
+from vispeak_ros.model.tokenizer import SpecialTokens
+from vispeak_ros.model.vispeak import ViSpeakForCausalLM
+
+INITIAL_INFORMATIVE_LOGIT = -100.0  # what the official loop pushes before it has seen any informative value
+TRIGGER_THRESHOLD = 0.35  # on the SUM of the last three probabilities, not their mean
+TRIGGER_QUEUE = 3
+
+
+@dataclass
+class SegmentResult:
+    """What one `start`/`feed`/`finish` call did, row by row."""
+
+    emitted: list[int]  # the agent token produced at each fed row (pad while silent)
+    informative_logits: torch.Tensor  # [rows] float32, the head at every fed row
+    informative_prob: float | None  # the probability pushed into the trigger queue at this segment's seg row
+    started: bool  # an answer started at this segment's seg row
+    finished: bool  # an answer ended with <|im_end|> inside this call
+    speaking: bool  # an answer is still running after this call
+    first_position: int  # position id of the first fed row
+    logits: torch.Tensor | None = None  # [rows, V] when the session records logits
+
+
+class StreamingSession:
+    """One stream (batch 1) over a loaded model. Not thread-safe; one worker owns it."""
+
+    def __init__(
+        self,
+        model: ViSpeakForCausalLM,
+        tokens: SpecialTokens,
+        *,
+        window_tokens: int | None = None,
+        max_segment_tokens: int = 256,
+        proactive: bool = True,
+        reactive: bool = False,
+        threshold: float = TRIGGER_THRESHOLD,
+        max_answer_tokens: int = 512,
+        record_logits: bool = False,
+    ) -> None:
+        if window_tokens is not None and window_tokens < 0:
+            raise ValueError("window_tokens must be >= 0 or None")
+        self.model = model
+        self.tokens = tokens
+        self.window_tokens = window_tokens
+        self.max_segment_tokens = max_segment_tokens
+        self.proactive = proactive
+        self.reactive = reactive
+        self.threshold = threshold
+        self.max_answer_tokens = max_answer_tokens
+        self.record_logits = record_logits
+        rotary = model.llm.model.rotary_emb
+        self.cache = SinkWindowCache(model.config.llm, rotary.inv_freq)
+        self.sink_len = 0
+        self.segments: deque[int] = deque()  # lengths of the retained segments after the sink, oldest first
+        self.queue: deque[float] = deque(maxlen=TRIGGER_QUEUE)
+        self.speaking = False
+        self.answer: list[int] = []
+        self.next_agent = tokens.pad  # agent-stream token of the next user row
+        self.prev_informative = INITIAL_INFORMATIVE_LOGIT
+        self.max_position = -1  # largest position id fed so far
+        self.rows_seen = 0  # user rows consumed since start (unbounded counter, not a position)
+
+    # ----------------------------------------------------------------- bounds
+    @property
+    def position_bound(self) -> int | None:
+        """Exclusive bound on position ids when windowed."""
+        if self.window_tokens is None:
+            return None
+        return self.sink_len + self.window_tokens + self.max_segment_tokens
+
+    def _make_room(self) -> None:
+        if self.window_tokens is None:
+            return
+        while self.segments and sum(self.segments) > self.window_tokens:
+            self.cache.drop(self.sink_len, self.segments.popleft())
+
+    # ----------------------------------------------------------------- LLM calls
+    def _run(self, user_embeds: torch.Tensor, agent_ids: list[int], order: FusionOrder, all_logits: bool):
+        """Fuse and feed rows; return (informative [rows], logits [rows or 1, V])."""
+        model = self.model
+        start = self.cache.get_seq_length()
+        rows = user_embeds.shape[0]
+        bound = self.position_bound
+        if bound is not None and start + rows > bound:
+            raise RuntimeError(f"position {start + rows - 1} would exceed the bound {bound - 1}")
+        agent = model.embed_tokens(torch.tensor(agent_ids, device=model.device))
+        fused = model.fuse(agent, user_embeds.to(device=model.device, dtype=model.dtype), order)
+        positions = torch.arange(start, start + rows, device=model.device).unsqueeze(0)
+        out = model.llm.model(inputs_embeds=fused[None], position_ids=positions, cache=self.cache, use_cache=True)
+        hidden = out.last_hidden_state[0]
+        self.max_position = max(self.max_position, start + rows - 1)
+        self.rows_seen += rows
+        if model.informative_head is not None:
+            informative = model.informative_head(hidden)
+        else:
+            informative = torch.zeros(rows, device=hidden.device)
+        logits = model.llm.lm_head(hidden if all_logits else hidden[-1:]).float()
+        return informative.float(), logits
+
+    def _argmax(self, logits: torch.Tensor) -> int:
+        limit = self.tokens.vocab_limit
+        return int((logits[..., :limit] if limit else logits).argmax(-1))
+
+    # ----------------------------------------------------------------- decisions
+    def _decide(self, informative_before_seg: float, seg_logits: torch.Tensor, forced: int | None) -> tuple[int, float]:
+        """At a seg row while silent: the token to emit (pad = stay silent) and the probability pushed."""
+        prob = 1.0 / (1.0 + math.exp(-informative_before_seg))
+        if self.model.informative_head is not None:
+            self.queue.append(prob)
+        token = self._argmax(seg_logits) if forced is None else forced
+        if self.proactive and self.model.informative_head is not None and sum(self.queue) > self.threshold:
+            return self.tokens.proactive, prob
+        if self.reactive and token != self.tokens.pad:
+            return token, prob
+        return self.tokens.pad, prob
+
+    def _begin_answer(self, token: int) -> None:
+        self.speaking = True
+        self.answer = [token]
+        self.next_agent = token
+
+    def _end_answer(self) -> None:
+        self.speaking = False
+        self.queue.clear()
+
+    # ----------------------------------------------------------------- segments
+    def start(
+        self,
+        segments: Sequence[torch.Tensor],
+        agent_ids: Sequence[int] | None = None,
+        *,
+        prefill_order: FusionOrder = "agent_first",
+        forced_first: int | None = None,
+    ) -> SegmentResult:
+        """Prefill the system prompt (segments[0], kept as the attention sink) and any first segments in one call.
+
+        `agent_ids` may pre-fill the agent stream of these rows (e.g. an earlier answer). `prefill_order` exists only
+        for parity with the official streaming prefill ("user_first"); keep the trained "agent_first".
+        `forced_first` replaces the argmax at the decision (the official interrupt override).
+        """
+        if self.cache.get_seq_length():
+            raise RuntimeError("start() was already called on this session")
+        if not segments:
+            raise ValueError("start() needs at least the system prompt segment")
+        lengths = [int(s.shape[0]) for s in segments]
+        embeds = torch.cat(list(segments), dim=0)
+        rows = embeds.shape[0]
+        agent = [self.tokens.pad] * rows if agent_ids is None else [int(t) for t in agent_ids]
+        if len(agent) != rows:
+            raise ValueError(f"agent_ids has {len(agent)} ids for {rows} rows")
+        self.sink_len = lengths[0]
+        self.segments.extend(lengths[1:])
+        informative, logits = self._run(embeds, agent, prefill_order, self.record_logits)
+        token, prob = self._decide(self.prev_informative, logits[-1], forced_first)
+        self.prev_informative = float(informative[-1])
+        emitted = [self.tokens.pad] * (rows - 1) + [token]
+        started = token != self.tokens.pad
+        if started:
+            self._begin_answer(token)
+        return self._result(emitted, informative, prob, started, False, 0, logits)
+
+    def feed(self, user_embeds: torch.Tensor) -> SegmentResult:
+        """One segment of user-stream rows [L, H], its last row being the seg token."""
+        rows = int(user_embeds.shape[0])
+        if rows == 0 or rows > self.max_segment_tokens:
+            raise ValueError(f"a segment has 1..{self.max_segment_tokens} rows, got {rows}")
+        if not self.cache.get_seq_length():
+            raise RuntimeError("call start() with the system prompt first")
+        self._make_room()
+        first = self.cache.get_seq_length()
+        return self._consume(user_embeds, first, decide_at_end=True)
+
+    def finish(self, max_rows: int) -> SegmentResult:
+        """Let a running answer go on over pad user rows (the stream has ended), at most `max_rows` rows."""
+        pad_row = self.model.embed_tokens(torch.tensor([self.tokens.pad], device=self.model.device))[0]
+        results: list[SegmentResult] = []
+        left = max_rows
+        while self.speaking and left > 0:
+            rows = min(left, self.max_segment_tokens)
+            self._make_room()
+            first = self.cache.get_seq_length()
+            results.append(self._consume(pad_row.expand(rows, -1), first, decide_at_end=False))
+            left -= rows
+        return _merge(results, self.cache.get_seq_length())
+
+    def _consume(self, user_embeds: torch.Tensor, first: int, decide_at_end: bool) -> SegmentResult:
+        rows = int(user_embeds.shape[0])
+        emitted: list[int] = []
+        informs: list[torch.Tensor] = []
+        logit_rows: list[torch.Tensor] = []
+        finished = False
+        i = 0
+        while i < rows and self.speaking:  # watching while speaking: one row per generated token
+            informative, logits = self._run(user_embeds[i : i + 1], [self.next_agent], "agent_first", True)
+            token = self._argmax(logits[-1])
+            self.answer.append(token)
+            emitted.append(token)
+            informs.append(informative)
+            logit_rows.append(logits)
+            self.next_agent = token
+            self.prev_informative = float(informative[-1])
+            i += 1
+            if token == self.tokens.im_end or len(self.answer) >= self.max_answer_tokens:
+                finished = token == self.tokens.im_end
+                if not finished:
+                    self.next_agent = self.tokens.pad
+                self._end_answer()
+        prob = None
+        started = False
+        if i < rows:  # silent: the rest of the segment in one prefill
+            agent = [self.next_agent] + [self.tokens.pad] * (rows - i - 1)
+            informative, logits = self._run(user_embeds[i:], agent, "agent_first", self.record_logits)
+            self.next_agent = self.tokens.pad
+            informs.append(informative)
+            logit_rows.append(logits)
+            emitted += [self.tokens.pad] * (rows - i)
+            if decide_at_end:
+                before = float(informative[-2]) if rows - i >= 2 else self.prev_informative
+                token, prob = self._decide(before, logits[-1], None)
+                if token != self.tokens.pad:
+                    emitted[-1] = token
+                    started = True
+                    self._begin_answer(token)
+            self.prev_informative = float(informative[-1])
+        self.segments.append(rows)  # pad rows of finish() form segments of their own, for eviction
+        logits_out = torch.cat(logit_rows) if self.record_logits else None
+        return self._result(emitted, torch.cat(informs), prob, started, finished, first, logits_out)
+
+    def _result(self, emitted, informative, prob, started, finished, first, logits) -> SegmentResult:
+        return SegmentResult(
+            emitted=emitted,
+            informative_logits=informative,
+            informative_prob=prob,
+            started=started,
+            finished=finished,
+            speaking=self.speaking,
+            first_position=first,
+            logits=logits if self.record_logits else None,
+        )
+
+
+def _merge(results: list[SegmentResult], position: int) -> SegmentResult:
+    if not results:
+        return SegmentResult([], torch.zeros(0), None, False, False, False, position, None)
+    logits = [r.logits for r in results if r.logits is not None]
+    return SegmentResult(
+        emitted=[t for r in results for t in r.emitted],
+        informative_logits=torch.cat([r.informative_logits for r in results]),
+        informative_prob=None,
+        started=False,
+        finished=any(r.finished for r in results),
+        speaking=results[-1].speaking,
+        first_position=results[0].first_position,
+        logits=torch.cat(logits) if logits else None,
+    )
