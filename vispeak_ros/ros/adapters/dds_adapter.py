@@ -330,7 +330,7 @@ class DdsServiceClient:
         self.reader = DataReader(
             node.participant, node.topic(reply_topic, node.types.service_idl_class(self.response_type)), qos
         )
-        self.guid = self.writer.get_instance_handle()
+        self.guid = self.writer.get_instance_handle() & 0xFFFF_FFFF_FFFF_FFFF  # the binding returns it signed
         self._sequence = itertools.count(1)
         self._requests = CdrWriter(self.writer)
         self._replies = CdrReader(self.reader)
