@@ -77,14 +77,14 @@ def assert_contiguous(chunks: list[AudioChunk], start_ns: int) -> None:
         expected += chunk.samples.size * NS_PER_OUT_SAMPLE
 
 
-def stream_mg(converter, pcm, fmt=8, channels=1, rate=16_000, frames_per_msg=512, t0=T0):
+def stream_mg(converter, pcm, fmt=8, channels=1, rate=16_000, frames_per_msg=512, t0=T0, flush=True):
     chunks = []
     for start in range(0, len(pcm) // channels, frames_per_msg):
         ns = t0 + start * NS // rate
         chunks += converter.convert(
             mg_msg(ns, pcm[start * channels : (start + frames_per_msg) * channels], fmt, channels, rate)
         )
-    return chunks + converter.flush()
+    return chunks + converter.flush() if flush else chunks
 
 
 # ---- interface definitions -------------------------------------------------------------------------------------
@@ -141,13 +141,14 @@ def test_mgonzs13_every_format_round_trips_at_16khz(fmt, channels):
     else:
         pcm = rng.integers(info.min, info.max, frames * channels, dtype=dtype, endpoint=True)
     converter = AudioStreamConverter(TOPIC, "mgonzs13")
-    chunks = stream_mg(converter, pcm, fmt, channels, frames_per_msg=700)
+    chunks = stream_mg(converter, pcm, fmt, channels, frames_per_msg=700, flush=False)
+    names = {1: "paFloat32", 2: "paInt32", 8: "paInt16", 16: "paInt8", 32: "paUInt8"}
+    assert converter.format.sample_format == names[fmt] and converter.format.channels == channels
+    chunks += converter.flush()
+    assert converter.format is None  # flushed: the next message starts a new stream
     assert_contiguous(chunks, T0)
     expected = to_float32(pcm).reshape(-1, channels).mean(axis=1, dtype=np.float32)
     np.testing.assert_allclose(joined(chunks), expected, atol=1e-7)
-    assert (
-        converter.format.sample_format == {1: "paFloat32", 2: "paInt32", 8: "paInt16", 16: "paInt8", 32: "paUInt8"}[fmt]
-    )
 
 
 def test_mgonzs13_48khz_stereo_is_resampled_like_one_shot():

@@ -153,3 +153,16 @@ def test_joining_a_stream_mid_way_skips_undecodable_frames_and_goes_on(mono16k):
     assert_contiguous(chunks, chunks[0].stamp_ns)
     decoded = sum(c.samples.size for c in chunks)
     assert decoded >= (len(mp3) - start) // 288 * 576 - 4 * 576  # at most a few frames lost
+
+
+def test_converting_goes_on_after_a_flush(mono16k):
+    _, mp3 = mono16k
+    converter = AudioStreamConverter(TOPIC, "ros_drivers")
+    converter.on_info(info(16_000, 1, 64))
+    first = convert(converter, [(T0, mp3[: 10 * 288])])
+    later = T0 + 60 * NS
+    second = convert(converter, [(later, mp3[: 10 * 288])])
+    assert [c.stamp_ns for c in second][:1] == [later]
+    np.testing.assert_array_equal(
+        np.concatenate([c.samples for c in second]), np.concatenate([c.samples for c in first])
+    )

@@ -286,12 +286,15 @@ class AudioStreamConverter:
         return self._convert_ros_drivers(msg, stamp)
 
     def flush(self) -> list[AudioChunk]:
-        """End of stream: everything still held by the decoder and the resampler."""
+        """End of stream: everything still held by the decoder and the resampler. Converting may go on after it
+        (a new stream, with a fresh decoder); the last AudioInfo is kept."""
         if isinstance(self._decoder, Mp3Decoder):
             for rate, channels, block in self._decoder.flush():
                 self._feed(block, rate, channels)
         self._end_stream()
-        return self._take()
+        chunks = self._take()
+        self._reset_stream()  # a drained decoder takes no more input
+        return chunks
 
     def reset(self) -> None:
         """Forget the stream (and the last AudioInfo); counters are kept."""
