@@ -122,6 +122,8 @@ def test_16khz_mono_passes_through_unchanged_without_latency():
     y = resampler.process(x)
     np.testing.assert_array_equal(y, x.astype(np.float32) / 32768)
     assert resampler.flush().size == 0
+    floats = np.linspace(-1, 1, 100, dtype=np.float32)
+    assert not np.shares_memory(resampler.process(floats), floats)
 
 
 def test_reset_forgets_the_stream():

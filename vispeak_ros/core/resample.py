@@ -86,8 +86,10 @@ class StreamResampler:
         """Convert one chunk; returns the 1-D float32 output samples now available (possibly none)."""
         mono = self._to_mono(samples)
         self.frames_in += mono.size
-        out = mono if self._stream is None else self._stream.resample_chunk(mono, last=False)
-        out = np.ascontiguousarray(out, dtype=np.float32)
+        if self._stream is None:
+            out = np.array(mono, dtype=np.float32, copy=True)  # never hand back a view of the caller's buffer
+        else:
+            out = np.ascontiguousarray(self._stream.resample_chunk(mono, last=False), dtype=np.float32)
         self.frames_out += out.size
         return out
 
