@@ -236,13 +236,14 @@ class DdsSubscription:
 
 
 class DdsTimer:
-    def __init__(self, period_s: float, callback: Callable[[], None], now_ns: int, sim: bool) -> None:
+    def __init__(self, period_s: float, callback: Callable[[], None], now_ns: int | None, sim: bool) -> None:
         if period_s <= 0:
             raise ValueError(f"timer period must be positive, got {period_s}")
         self.period_ns = round(period_s * 1e9)
         self.callback = callback
         self.sim = sim
-        self.next_ns = now_ns + self.period_ns
+        # A sim-time timer created before the first /clock starts counting at the first /clock.
+        self.next_ns = None if now_ns is None else now_ns + self.period_ns
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -582,8 +583,8 @@ class DdsNode:
             return self._sim_time_ns or 0
         return time.time_ns()
 
-    def _timer_now(self, sim: bool) -> int:
-        return (self._sim_time_ns or 0) if sim else time.monotonic_ns()
+    def _timer_now(self, sim: bool) -> int | None:
+        return self._sim_time_ns if sim else time.monotonic_ns()
 
     # -- QoS events ----------------------------------------------------------------------------------------------
     def _incompatible(self, topic: str, status: Any, subscription_side: bool) -> None:
@@ -612,7 +613,7 @@ class DdsNode:
             timers = [t for t in self._timers if not t.cancelled]
         wait_s = timeout_s
         for timer in timers:
-            if not timer.sim:
+            if not timer.sim and timer.next_ns is not None:
                 wait_s = min(wait_s, max(0.0, (timer.next_ns - time.monotonic_ns()) / 1e9))
         if wait_s > 0:
             self._waitset.wait(int(wait_s * 1e9))
@@ -627,7 +628,11 @@ class DdsNode:
             ran += service.dispatch()
         for timer in timers:
             now = self._timer_now(timer.sim)
-            if not timer.cancelled and now >= timer.next_ns and (not timer.sim or self._sim_time_ns is not None):
+            if now is None or timer.cancelled:
+                continue
+            if timer.next_ns is None:
+                timer.next_ns = now + timer.period_ns
+            if now >= timer.next_ns:
                 # A late timer fires once and realigns to its period, as rcl's timers do.
                 missed = (now - timer.next_ns) // timer.period_ns
                 timer.next_ns += (missed + 1) * timer.period_ns
