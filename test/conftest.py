@@ -1,13 +1,8 @@
 """Shared test configuration: hypothesis runs derandomized, so every CI run sees the same examples."""
 
-from pathlib import Path
-
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "vispeak", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile("vispeak")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"

@@ -1,10 +1,13 @@
 """Our messages: documented, parseable without ROS, and equal to the constants the code uses."""
 
+from pathlib import Path
+
 import pytest
-from conftest import REPO_ROOT
 
 from vispeak_ros.core.events import Behaviour, Event, Trigger
 from vispeak_ros.interfaces import typestore
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_behaviours_equal_the_event_message_constants():
