@@ -502,7 +502,7 @@ class DdsNode:
 
     def create_publisher(self, msg_type: str, topic: str, qos: port.QosProfile) -> DdsPublisher:
         full = self.resolve(topic)
-        listener = Listener(on_offered_incompatible_qos=lambda _w, status: self._incompatible(full, status, False))
+        listener = Listener(on_offered_incompatible_qos=lambda _w, status: self._incompatible(topic, status, False))
         dds_topic = self.topic(dds_topic_name(full), self.types.idl_class(msg_type))
         writer = DataWriter(self.participant, dds_topic, dds_qos(qos), listener=listener)
         publisher = DdsPublisher(self, msg_type, full, qos, writer)
