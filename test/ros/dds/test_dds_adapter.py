@@ -178,3 +178,14 @@ def test_domain_settings_must_agree_within_a_process(make_node, dds_env) -> None
     conflicting = dict(dds_env, CYCLONEDDS_URI="", ROS_AUTOMATIC_DISCOVERY_RANGE="OFF")
     with pytest.raises(RuntimeError, match=f"DDS domain {dds_env['ROS_DOMAIN_ID']} already runs in this process"):
         DdsNode("second", env=conflicting)
+
+
+def test_dds_node_offers_every_graph_port_member() -> None:
+    members = [
+        name
+        for name in vars(port.GraphPort)
+        if not name.startswith("_") and name not in ("_is_protocol", "_is_runtime_protocol")
+    ]
+    assert {"create_publisher", "create_subscription", "create_service", "create_timer", "now_ns"} <= set(members)
+    missing = [name for name in members if not hasattr(DdsNode, name)]
+    assert missing == []
