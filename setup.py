@@ -26,7 +26,14 @@ class BuildWithInterfaces(build_py):
             self.copy_file(str(msg), str(target / msg.name))
 
 
-MODEL = ["torch>=2.4", "transformers>=5.0", "safetensors>=0.4", "tokenizers>=0.21", "kaldi-native-fbank>=1.20"]
+MODEL = [
+    "torch>=2.4",
+    "transformers>=5.0",
+    "safetensors>=0.4",
+    "tokenizers>=0.21",
+    "kaldi-native-fbank>=1.20",
+    "pillow>=9",
+]
 TRANSPORT = ["rosbags>=0.10.4", "cyclonedds>=0.10.5", "mcap>=1.1", "mcap-ros2-support>=0.5"]
 TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "vermin>=1.6", "catkin_pkg>=1.0", "lameenc>=1.7"]
 
@@ -57,6 +64,7 @@ setup(
     entry_points={
         "console_scripts": [
             "vispeak-demo = vispeak_ros.tools.demo:main",
+            "vispeak-inspect = vispeak_ros.tools.inspect:main",
         ],
     },
     cmdclass={"build_py": BuildWithInterfaces},
