@@ -40,6 +40,17 @@ from vispeak_ros.model.vispeak import ViSpeakForCausalLM
 INITIAL_INFORMATIVE_LOGIT = -100.0  # what the official loop pushes before it has seen any informative value
 TRIGGER_THRESHOLD = 0.35  # on the SUM of the last three probabilities, not their mean
 TRIGGER_QUEUE = 3
+TRAINED_MAX_LENGTH = 6200  # ViSpeak's training length (tokenizer_model_max_length): positions the model has seen
+
+
+def window_within_trained_length(
+    sink_tokens: int, max_segment_tokens: int, max_length: int = TRAINED_MAX_LENGTH
+) -> int:
+    """The largest window whose position ids stay inside the trained length: sink + window + segment <= max_length."""
+    window = max_length - sink_tokens - max_segment_tokens
+    if window <= 0:
+        raise ValueError(f"sink {sink_tokens} + segment {max_segment_tokens} leave no window within {max_length}")
+    return window
 
 
 @dataclass
