@@ -199,10 +199,11 @@ def _key_report(root: Path, weights: _Weights, model: ViSpeakForCausalLM) -> Non
     raise CheckpointError(f"{root}: " + "; ".join(parts))
 
 
-def _read_state(weights: _Weights, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+def _read_state(weights: _Weights, dtype: torch.dtype | None, device: torch.device) -> dict[str, torch.Tensor]:
+    """Tensors straight onto `device` (no full host copy of a 16 GB checkpoint first), converted one by one."""
     state: dict[str, torch.Tensor] = {}
     for f in weights.files:
-        with safe_open(str(f), framework="pt") as handle:
+        with safe_open(str(f), framework="pt", device=str(device)) as handle:
             for key in handle.keys():  # noqa: SIM118
                 tensor = handle.get_tensor(key)
                 if dtype is not None and tensor.is_floating_point():
@@ -270,9 +271,10 @@ def load_checkpoint(
 
     model = build_model(config)
     _key_report(root, weights, model)
-    model.load_state_dict(_read_state(weights, dtype), strict=True, assign=True)
+    device = torch.device(device)
+    model.load_state_dict(_read_state(weights, dtype, device), strict=True, assign=True)
     _materialise_buffers(model)
-    model.to(device)
+    model.to(device)  # moves the rebuilt rotary table; the weights are already there
     model.eval()
     model.requires_grad_(False)
 
