@@ -52,6 +52,7 @@ TIMELY_MARGIN_S = 2.0  # ViSpeak-Bench: an answer is timely up to t2 + 2 s
 RAMP_S = 0.3  # an arm takes this long to reach (and to leave) a gesture
 MIN_LEAD_S = 1.5  # idle before the first event: every event has a plain frame before it
 MIN_TAIL_S = 2.5  # after the last event window: room for the t2 + 2 s margin
+MIN_GAP_S = 2.5  # between a session's events: one event's t2 + 2 s margin ends before the next one's clip
 
 # ---- the fixed vocabulary ---------------------------------------------------------------------------------------
 
@@ -338,23 +339,26 @@ def layout(seed: int, split: str = "train", size: tuple[int, int] = (160, 120)) 
     check_seed(seed, split)
     width, height = size
     rng = _rng(split, seed, "layout")
-    palette = list(render.BACKGROUND_PALETTES[split])
+    names = list(render.BACKGROUND_PALETTES[split])
     for _ in range(1000):
         kind = str(rng.choice(render.BACKGROUND_KINDS))
-        wall, floor = (str(c) for c in rng.choice(palette, 2, replace=False))
+        wall, floor = (str(c) for c in rng.choice(names, 2, replace=False))
         feet = rng.uniform(0.86, 0.95)
         tall = rng.uniform(0.55, 0.75)
         x = rng.uniform(0.32, 0.68) * width / height
         background = render.Background(
             kind, wall, floor, split, float(feet - rng.uniform(0.08, 0.2)), period=float(rng.uniform(0.08, 0.16))
         )
+        palette = render.BACKGROUND_PALETTES[split]
+        walls = [palette[wall], palette[floor]]
+        skin = _pick(rng, _far(render.SKIN_TONES, walls[:1], 80))  # raised hands show against the wall
         person = render.Person(
             float(x * height),
             float(feet * height),
             float(tall * height),
-            _pick(rng, render.TOP_COLOURS),
-            _pick(rng, render.BOTTOM_COLOURS),
-            _pick(rng, render.SKIN_TONES),
+            _pick(rng, _far(render.TOP_COLOURS, [*walls, skin], 70)),  # sleeves and a fist in front must show
+            _pick(rng, _far(render.BOTTOM_COLOURS, walls, 70)),
+            skin,
             _pick(rng, render.HAIR_COLOURS),
         )
         objects = _place_objects(rng, person, size)
@@ -374,7 +378,7 @@ def layout(seed: int, split: str = "train", size: tuple[int, int] = (160, 120)) 
             float(rng.uniform(0.035, 0.06) * height),
         )
     gains = rng.uniform(0.94, 1.06, 3) * rng.uniform(0.88, 1.12)
-    sigma, jitter = float(rng.uniform(1.0, 5.0)), float(rng.uniform(0.005, 0.03))
+    sigma, jitter = float(rng.uniform(0.5, 3.0)), float(rng.uniform(0.005, 0.03))
     camera = render.Camera(sigma, tuple(float(g) for g in gains), jitter)
     return Scene(
         size=(width, height),
@@ -396,11 +400,18 @@ def _pick(rng: np.random.Generator, options: Sequence):
     return options[int(rng.integers(len(options)))]
 
 
+def _far(colours: Sequence[render.Colour], others: Sequence[render.Colour], distance: float) -> list[render.Colour]:
+    """The colours at least `distance` (RGB) from all `others`, so body parts stand out; all if none is."""
+    far = [c for c in colours if min(math.dist(c, o) for o in others) >= distance]
+    return far or list(colours)
+
+
 def _place_objects(rng: np.random.Generator, person: render.Person, size: tuple[int, int]) -> tuple:
     """2-4 objects of distinct colours beside the person, each in its own pointing direction.
 
-    Directions from the shoulder that would point at them are at least 28 degrees apart on the same side and no
-    steeper than 50 degrees below / 35 above horizontal, so a straight arm tells which object is meant.
+    Directions from the shoulder that would point at them are at least 28 degrees apart on the same side, so a
+    straight arm tells which object is meant, and between 50 degrees below and 20 above horizontal (a steeper arm
+    would look like hanging or waving).
     """
     width, height = size
     h = person.height
@@ -410,7 +421,7 @@ def _place_objects(rng: np.random.Generator, person: render.Person, size: tuple[
     for colour in colours:
         for _ in range(60):
             side = int(rng.choice([-1, 1]))
-            elevation = math.radians(rng.uniform(-50, 35))
+            elevation = math.radians(rng.uniform(-50, 20))
             distance = rng.uniform(0.58, 0.9) * h
             radius = rng.uniform(0.08, 0.1) * h
             sx, sy = person.to_image(render.REST, render.SHOULDER_R if side > 0 else render.SHOULDER_L)
@@ -451,9 +462,14 @@ def _speech_s(text: str, per_word: float) -> float:
     return _r(0.3 + per_word * len(text.split()))
 
 
-def _exchange(rng: np.random.Generator, pairs: Sequence[tuple[str, str]], block: _Block) -> tuple[float, float]:
-    """A user question then the assistant's answer, at the block's start. Returns (answer start, answer end)."""
-    question, answer = pairs[int(rng.integers(len(pairs)))]
+def _exchange(
+    rng: np.random.Generator, pairs: Sequence[tuple[str, str]], block: _Block, used: set[str]
+) -> tuple[float, float]:
+    """A user question (not yet asked in this stream, while there are others) then the assistant's answer, at the
+    block's start. Returns (answer start, answer end)."""
+    fresh = [pair for pair in pairs if pair[0] not in used] or list(pairs)
+    question, answer = fresh[int(rng.integers(len(fresh)))]
+    used.add(question)
     asked = _speech_s(question, 0.3)
     start = _r(asked + 0.1)
     end = _r(start + _speech_s(answer, 0.3))
@@ -469,14 +485,14 @@ def _gesture_event(scenario: str, start: float, end: float, block: _Block, conte
     )
 
 
-def _block(scenario: str, rng: np.random.Generator, scene: Scene) -> _Block:
+def _block(scenario: str, rng: np.random.Generator, scene: Scene, used: set[str]) -> _Block:
     """The script of one scenario. Gestures last 2-3 s, so the label half-window holds at least one 1 fps frame."""
     block = _Block(0.0)
     hand = scene.hand
     if scenario in ("wake_up", "thumbs_up", "goodbye"):
         start = 0.0
         if scenario != "wake_up":
-            _, said = _exchange(rng, SHORT_EXCHANGES, block)
+            _, said = _exchange(rng, SHORT_EXCHANGES, block, used)
             start = _r(said + rng.uniform(0.5, 1.5))
         end = _r(start + rng.uniform(2.0, 3.0))
         kind = {"wake_up": "wave", "thumbs_up": "thumb", "goodbye": "goodbye"}[scenario]
@@ -484,7 +500,7 @@ def _block(scenario: str, rng: np.random.Generator, scene: Scene) -> _Block:
         _gesture_event(scenario, start, end, block, tuple(block.turns))
         block.length = _r(end + RAMP_S)
     elif scenario == "interrupt":
-        answering, said = _exchange(rng, LONG_EXCHANGES, block)
+        answering, said = _exchange(rng, LONG_EXCHANGES, block, used)
         start = _r(answering + rng.uniform(1.0, 3.0))
         end = _r(start + rng.uniform(2.0, 3.0))
         assistant = block.turns[1]
@@ -531,7 +547,7 @@ def _block(scenario: str, rng: np.random.Generator, scene: Scene) -> _Block:
         block.length = end
     elif scenario == "none":
         if rng.random() < 0.5:
-            _, said = _exchange(rng, SHORT_EXCHANGES, block)
+            _, said = _exchange(rng, SHORT_EXCHANGES, block, used)
             block.length = said
     else:
         raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join((*SCENARIOS, SESSION))})")
@@ -569,9 +585,11 @@ def _shift(block: _Block, offset: float, clip: tuple[float, float]) -> _Block:
 def _script(
     steps: Sequence[str], rng: np.random.Generator, scene: Scene, duration_s: float | None
 ) -> tuple[float, _Block]:
-    """Blocks laid out in time with idle gaps: at least MIN_LEAD_S before the first, 1 s between, MIN_TAIL_S after."""
-    blocks = [_block(step, rng, scene) for step in steps]
-    leads = [MIN_LEAD_S] + [1.0] * (len(blocks) - 1)
+    """Blocks laid out in time with idle gaps: at least MIN_LEAD_S before the first, MIN_GAP_S between, MIN_TAIL_S
+    after; the slack (seeded, or what `duration_s` leaves) is shared among the gaps."""
+    used: set[str] = set()
+    blocks = [_block(step, rng, scene, used) for step in steps]
+    leads = [MIN_LEAD_S] + [MIN_GAP_S] * (len(blocks) - 1)
     need = sum(b.length for b in blocks) + sum(leads) + MIN_TAIL_S
     slack = float(rng.uniform(8.0, 14.0) - need if steps == ("none",) else rng.uniform(1.0, 5.0))
     weights = rng.dirichlet(np.ones(len(blocks) + 1))
@@ -620,7 +638,7 @@ def _blend(a: Arm, b: Arm, w: float) -> Arm:
 
 def _rest(t: float, scene: Scene) -> Pose:
     """Standing, arms hanging and swinging a little."""
-    swing = 0.012 * math.sin(2 * math.pi * 0.35 * t + scene.sway)
+    swing = 0.008 * math.sin(2 * math.pi * 0.35 * t + scene.sway)
     right, left = render.REST_RIGHT, render.REST_LEFT
     return Pose(
         Arm(left.elbow, (left.hand[0] - swing, left.hand[1])),
@@ -764,12 +782,13 @@ def generate(
             render.draw_object(background, obj)
     start_ns = (START_EPOCH_S + (seed * 7919) % 10_000_000) * NS_PER_S + (seed * 104_729) % 1000 * 1_000_000
     camera_rng = _rng(split, seed, "camera", scenario)
+    bank = None if scene.camera is None else scene.camera.noise_bank((height, width, 3), camera_rng)
     frames: list[tuple[int, np.ndarray]] = []
     for i in range(math.floor(duration * fps + 1e-9)):
         stamp = start_ns + round(i * NS_PER_S / fps)
         image = render_frame(scene, script.actions, i / fps, background)
         if scene.camera is not None:
-            image = scene.camera.expose(image, camera_rng)
+            image = scene.camera.expose(image, camera_rng, bank)
         frames.append((stamp, image))
     audio = _audio(duration, script.cues, scene, _rng(split, seed, "audio", scenario))
     return Stream(
