@@ -121,8 +121,11 @@ class StreamingSession:
             self.cache.drop(self.sink_len, self.segments.popleft())
 
     # ----------------------------------------------------------------- LLM calls
-    def _run(self, user_embeds: torch.Tensor, agent_ids: list[int], order: FusionOrder, all_logits: bool):
-        """Fuse and feed rows; return (informative [rows], logits [rows or 1, V])."""
+    @torch.no_grad()
+    def _run(
+        self, user_embeds: torch.Tensor, agent_ids: list[int], order: FusionOrder, all_logits: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse and feed rows; return (informative [rows], logits [rows or 1, V]). Inference only: no autograd."""
         model = self.model
         start = self.cache.get_seq_length()
         rows = user_embeds.shape[0]
@@ -272,7 +275,16 @@ class StreamingSession:
         logits_out = torch.cat(logit_rows) if self.record_logits else None
         return self._result(emitted, torch.cat(informs), prob, started, finished, first, logits_out)
 
-    def _result(self, emitted, informative, prob, started, finished, first, logits) -> SegmentResult:
+    def _result(
+        self,
+        emitted: list[int],
+        informative: torch.Tensor,
+        prob: float | None,
+        started: bool,
+        finished: bool,
+        first: int,
+        logits: torch.Tensor | None,
+    ) -> SegmentResult:
         return SegmentResult(
             emitted=emitted,
             informative_logits=informative,
