@@ -166,3 +166,8 @@ def test_official_tiny_checkpoint_loads_with_encoder_settings_from_its_folders(r
     assert model.config.audio.attention_heads == 2 and model.config.audio.chunk_size == 4
     assert model.config.audio.fbank.num_mel_bins == 80
     assert os.fspath(model.checkpoint_info.path) == os.fspath(reference.model_dir)
+
+
+def test_a_corrupt_weights_file(tiny_copy):
+    (tiny_copy / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    assert "not a readable safetensors file" in error_of(tiny_copy)

@@ -13,12 +13,7 @@ from __future__ import annotations
 import torch
 from transformers import PretrainedConfig
 from transformers.cache_utils import DynamicCache
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """The RoPE pairing of transformers' Qwen2: dims (i, i + D/2) form one 2-D rotation."""
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+from transformers.models.qwen2.modeling_qwen2 import rotate_half  # the pairing the keys were rotated with
 
 
 def rerotate_keys(keys: torch.Tensor, shift: int, inv_freq: torch.Tensor) -> torch.Tensor:

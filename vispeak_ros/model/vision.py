@@ -14,26 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
+from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm as RMSNorm  # InternViT's RMSNorm, same formula
 
 from vispeak_ros.model.config import VisionConfig
 from vispeak_ros.model.errors import CheckpointError
 
 PIXEL_SHUFFLE_SCALE = 0.5  # the official tower multiplies the features by this before the shuffle, too
-
-
-class RMSNorm(nn.Module):
-    """InternViT's RMSNorm (used when norm_type is rms_norm, and for optional qk normalisation)."""
-
-    def __init__(self, size: int, eps: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(size))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
 
 
 def _norm(cfg: VisionConfig, size: int) -> nn.Module:
