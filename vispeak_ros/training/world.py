@@ -339,7 +339,8 @@ def layout(seed: int, split: str = "train", size: tuple[int, int] = (160, 120)) 
     check_seed(seed, split)
     width, height = size
     rng = _rng(split, seed, "layout")
-    names = list(render.BACKGROUND_PALETTES[split])
+    palette = render.BACKGROUND_PALETTES[split]
+    names = list(palette)
     for _ in range(1000):
         kind = str(rng.choice(render.BACKGROUND_KINDS))
         wall, floor = (str(c) for c in rng.choice(names, 2, replace=False))
@@ -349,7 +350,6 @@ def layout(seed: int, split: str = "train", size: tuple[int, int] = (160, 120)) 
         background = render.Background(
             kind, wall, floor, split, float(feet - rng.uniform(0.08, 0.2)), period=float(rng.uniform(0.08, 0.16))
         )
-        palette = render.BACKGROUND_PALETTES[split]
         walls = [palette[wall], palette[floor]]
         skin = _pick(rng, _far(render.SKIN_TONES, walls[:1], 80))  # raised hands show against the wall
         person = render.Person(
@@ -377,9 +377,9 @@ def layout(seed: int, split: str = "train", size: tuple[int, int] = (160, 120)) 
             (float(speed * math.cos(angle)), float(speed * math.sin(angle))),
             float(rng.uniform(0.035, 0.06) * height),
         )
-    gains = rng.uniform(0.94, 1.06, 3) * rng.uniform(0.88, 1.12)
+    red, green, blue = (float(g) for g in rng.uniform(0.94, 1.06, 3) * rng.uniform(0.88, 1.12))
     sigma, jitter = float(rng.uniform(0.5, 3.0)), float(rng.uniform(0.005, 0.03))
-    camera = render.Camera(sigma, tuple(float(g) for g in gains), jitter)
+    camera = render.Camera(sigma, (red, green, blue), jitter)
     return Scene(
         size=(width, height),
         background=background,
@@ -387,7 +387,7 @@ def layout(seed: int, split: str = "train", size: tuple[int, int] = (160, 120)) 
         objects=objects,
         objects_visible=bool(rng.random() < 0.5),
         distractor=distractor,
-        camera=camera,  # type: ignore[arg-type]
+        camera=camera,
         hand=int(rng.choice([-1, 1])),
         sway=float(rng.uniform(0, 2 * math.pi)),
         noise_level=float(rng.uniform(0.002, 0.02)),
