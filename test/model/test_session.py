@@ -195,3 +195,22 @@ def test_feed_before_start_and_oversized_segments_are_refused(model):
     session.start(rows[:1])
     with pytest.raises(ValueError, match="segment"):
         session.feed(rows[1])
+
+
+def test_finish_runs_an_answer_on_over_pad_rows_and_stops_at_im_end(model):
+    segments = user_stream(model, 1)
+    probe = StreamingSession(model, TOKENS, proactive=False, reactive=True)
+    run_session(probe, segments)
+    with torch.no_grad():
+        probe.finish(30)
+    answer = list(probe.answer)  # the first token came at start(), the rest over the pad rows
+    k = next(i for i in range(1, len(answer)) if answer[i] not in answer[:i])
+    tokens = SpecialTokens(seg=SEG, pad=PAD, im_end=answer[k], proactive=PROACTIVE)
+    session = StreamingSession(model, tokens, proactive=False, reactive=True)
+    run_session(session, segments)
+    fed = session.cache.get_seq_length()
+    with torch.no_grad():
+        tail = session.finish(30)
+    assert tail.finished and not tail.speaking
+    assert session.answer == answer[: k + 1]
+    assert session.cache.get_seq_length() - fed == len(tail.emitted) == k  # no pad row is fed after im_end

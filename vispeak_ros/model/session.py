@@ -217,7 +217,7 @@ class StreamingSession:
             raise RuntimeError("call start() with the system prompt first")
         self._make_room()
         first = self.cache.get_seq_length()
-        return self._consume(user_embeds, first, decide_at_end=True)
+        return self._consume(user_embeds, first, stream_ended=False)
 
     def finish(self, max_rows: int) -> SegmentResult:
         """Let a running answer go on over pad user rows (the stream has ended), at most `max_rows` rows."""
@@ -228,11 +228,13 @@ class StreamingSession:
             rows = min(left, self.max_segment_tokens)
             self._make_room()
             first = self.cache.get_seq_length()
-            results.append(self._consume(pad_row.expand(rows, -1), first, decide_at_end=False))
+            results.append(self._consume(pad_row.expand(rows, -1), first, stream_ended=True))
             left -= rows
         return _merge(results, self.cache.get_seq_length())
 
-    def _consume(self, user_embeds: torch.Tensor, first: int, decide_at_end: bool) -> SegmentResult:
+    def _consume(self, user_embeds: torch.Tensor, first: int, stream_ended: bool) -> SegmentResult:
+        """Feed rows: one by one while speaking, the rest as one silent prefill with a decision at its seg row.
+        After the stream has ended (finish), rows after the answer's end are not fed at all."""
         rows = int(user_embeds.shape[0])
         emitted: list[int] = []
         informs: list[torch.Tensor] = []
@@ -256,22 +258,22 @@ class StreamingSession:
                 self._end_answer()
         prob = None
         started = False
-        if i < rows:  # silent: the rest of the segment in one prefill
+        if i < rows and not stream_ended:  # silent: the rest of the segment in one prefill
             agent = [self.next_agent] + [self.tokens.pad] * (rows - i - 1)
             informative, logits = self._run(user_embeds[i:], agent, "agent_first", self.record_logits)
             self.next_agent = self.tokens.pad
             informs.append(informative)
             logit_rows.append(logits)
             emitted += [self.tokens.pad] * (rows - i)
-            if decide_at_end:
-                before = float(informative[-2]) if rows - i >= 2 else self.prev_informative
-                token, prob = self._decide(before, logits[-1], None)
-                if token != self.tokens.pad:
-                    emitted[-1] = token
-                    started = True
-                    self._begin_answer(token)
+            before = float(informative[-2]) if rows - i >= 2 else self.prev_informative
+            token, prob = self._decide(before, logits[-1], None)
+            if token != self.tokens.pad:
+                emitted[-1] = token
+                started = True
+                self._begin_answer(token)
             self.prev_informative = float(informative[-1])
-        self.segments.append(rows)  # pad rows of finish() form segments of their own, for eviction
+            i = rows
+        self.segments.append(i)  # pad rows of finish() form segments of their own, for eviction
         logits_out = torch.cat(logit_rows) if self.record_logits else None
         return self._result(emitted, torch.cat(informs), prob, started, finished, first, logits_out)
 
