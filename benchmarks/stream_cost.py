@@ -72,7 +72,7 @@ def fork(session: StreamingSession) -> StreamingSession:
     twin = copy.copy(session)
     twin.cache = copy.deepcopy(session.cache)
     twin.segments = copy.copy(session.segments)
-    twin.queue = copy.copy(session.queue)
+    twin.trigger = copy.deepcopy(session.trigger)
     return twin
 
 

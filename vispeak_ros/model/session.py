@@ -32,14 +32,13 @@ from dataclasses import dataclass
 
 import torch
 
+from vispeak_ros.core.trigger import DEFAULT_THRESHOLD, TriggerDecision, TriggerRule
 from vispeak_ros.model.cache import SinkWindowCache
 from vispeak_ros.model.fusion import FusionOrder
 from vispeak_ros.model.tokenizer import SpecialTokens
 from vispeak_ros.model.vispeak import ViSpeakForCausalLM
 
 INITIAL_INFORMATIVE_LOGIT = -100.0  # what the official loop pushes before it has seen any informative value
-TRIGGER_THRESHOLD = 0.35  # on the SUM of the last three probabilities, not their mean
-TRIGGER_QUEUE = 3
 TRAINED_MAX_LENGTH = 6200  # ViSpeak's training length (tokenizer_model_max_length): positions the model has seen
 
 
@@ -79,7 +78,7 @@ class StreamingSession:
         max_segment_tokens: int = 256,
         proactive: bool = True,
         reactive: bool = False,
-        threshold: float = TRIGGER_THRESHOLD,
+        threshold: float = DEFAULT_THRESHOLD,
         max_answer_tokens: int = 512,
         record_logits: bool = False,
     ) -> None:
@@ -91,14 +90,14 @@ class StreamingSession:
         self.max_segment_tokens = max_segment_tokens
         self.proactive = proactive
         self.reactive = reactive
-        self.threshold = threshold
         self.max_answer_tokens = max_answer_tokens
         self.record_logits = record_logits
         rotary = model.llm.model.rotary_emb
         self.cache = SinkWindowCache(model.config.llm, rotary.inv_freq)
         self.sink_len = 0
         self.segments: deque[int] = deque()  # lengths of the retained segments after the sink, oldest first
-        self.queue: deque[float] = deque(maxlen=TRIGGER_QUEUE)
+        self.trigger = TriggerRule(threshold)
+        self.last_trigger: TriggerDecision | None = None  # the decision at the latest seg row, for diagnostics
         self.speaking = False
         self.answer: list[int] = []
         self.next_agent = tokens.pad  # agent-stream token of the next user row
@@ -154,10 +153,9 @@ class StreamingSession:
     def _decide(self, informative_before_seg: float, seg_logits: torch.Tensor, forced: int | None) -> tuple[int, float]:
         """At a seg row while silent: the token to emit (pad = stay silent) and the probability pushed."""
         prob = 1.0 / (1.0 + math.exp(-informative_before_seg))
-        if self.model.informative_head is not None:
-            self.queue.append(prob)
+        self.last_trigger = self.trigger.push(prob) if self.model.informative_head is not None else None
         token = self._argmax(seg_logits) if forced is None else forced
-        if self.proactive and self.model.informative_head is not None and sum(self.queue) > self.threshold:
+        if self.proactive and self.last_trigger is not None and self.last_trigger.fired:
             return self.tokens.proactive, prob
         if self.reactive and token != self.tokens.pad:
             return token, prob
@@ -170,7 +168,7 @@ class StreamingSession:
 
     def _end_answer(self) -> None:
         self.speaking = False
-        self.queue.clear()
+        self.trigger.rearm()
 
     # ----------------------------------------------------------------- segments
     def start(

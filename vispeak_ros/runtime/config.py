@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vispeak_ros.core.events import Behaviour
+from vispeak_ros.core.trigger import DEFAULT_THRESHOLD
 
 BACKENDS = ("torch",)
 DTYPES = ("float32", "float16", "bfloat16")
@@ -34,7 +35,7 @@ class RuntimeConfig:
     backend: str = "torch"
     dtype: str = "float32"
     device: str = "cpu"
-    trigger_threshold: float = 0.35  # proactive trigger: sum of the last 3 informative probabilities > this
+    trigger_threshold: float = DEFAULT_THRESHOLD  # speak when the last 3 probabilities sum above
     window_segments: int = 60  # segments kept in the KV cache besides the system prompt (attention sink)
     max_answer_tokens: int = 128
     alignment: str = "trained"  # "trained": answer tokens pair with the next user positions; "pad": at once
