@@ -14,6 +14,14 @@ This is the official streaming loop (ViSpeak's `streaming_generate`) made increm
   answers once per call, so a continuous stream must not re-trigger on the evidence of the answer it just gave).
 - `finish(rows)` lets an unfinished answer run on over pad user rows, as the official loop's padding does.
 
+Block kinds (the runtime's layout, used by the trainer too): `feed(rows, kind=...)` with kind "frame" pushes into
+the trigger queue and may only start a proactive answer; "audio" and "text" push nothing and may only start a
+reactive answer (argmax not pad). kind None keeps the official rule (push and decide at every seg row).
+With `preempt=True`, the trigger is also evaluated at frame seg rows while speaking: when it fires, the running
+answer is cut there and a new proactive answer starts at that row (`SegmentResult.preempted`, `.cut`); each answer
+starts with a fresh queue. `cancel()` cuts the running answer from outside (the agent stream gets <|im_end|> next).
+`probe(...)` runs rows and then restores the cache, for scoring continuations without changing the session.
+
 Bounded memory for unbounded streams (`window_tokens`): the system prompt stays as an attention sink; before each
 new segment the oldest whole segments are dropped until the retained window holds at most `window_tokens` rows,
 and the keys after the gap are re-rotated to their new positions (`SinkWindowCache`). Position ids fed to the LLM
@@ -64,6 +72,8 @@ class SegmentResult:
     speaking: bool  # an answer is still running after this call
     first_position: int  # position id of the first fed row
     logits: torch.Tensor | None = None  # [rows, V] when the session records logits
+    preempted: bool = False  # a running answer was cut at a frame seg row and a new proactive answer started there
+    cut: list[int] | None = None  # the ids of the answer that was cut (marker first), when preempted
 
 
 class StreamingSession:
@@ -81,6 +91,7 @@ class StreamingSession:
         threshold: float = DEFAULT_THRESHOLD,
         max_answer_tokens: int = 512,
         record_logits: bool = False,
+        preempt: bool = False,
     ) -> None:
         if window_tokens is not None and window_tokens < 0:
             raise ValueError("window_tokens must be >= 0 or None")
@@ -92,6 +103,7 @@ class StreamingSession:
         self.reactive = reactive
         self.max_answer_tokens = max_answer_tokens
         self.record_logits = record_logits
+        self.preempt = preempt
         rotary = model.llm.model.rotary_emb
         self.cache = SinkWindowCache(model.config.llm, rotary.inv_freq)
         self.sink_len = 0
@@ -150,18 +162,26 @@ class StreamingSession:
         return int((logits[..., :limit] if limit else logits).argmax(-1))
 
     # ----------------------------------------------------------------- decisions
-    def _decide(self, informative_before_seg: float, seg_logits: torch.Tensor, forced: int | None) -> tuple[int, float]:
-        """At a seg row while silent: the token to emit (pad = stay silent) and the probability pushed."""
-        prob = 1.0 / (1.0 + math.exp(-informative_before_seg))
-        self.last_trigger = self.trigger.push(prob) if self.model.informative_head is not None else None
-        token = self._argmax(seg_logits) if forced is None else forced
-        if self.proactive and self.last_trigger is not None and self.last_trigger.fired:
-            return self.tokens.proactive, prob
-        if self.reactive and token != self.tokens.pad:
-            return token, prob
+    def _decide(
+        self, informative_before_seg: float, seg_logits: torch.Tensor, forced: int | None, kind: str | None = None
+    ) -> tuple[int, float | None]:
+        """At a seg row while silent: the token to emit (pad = stay silent) and the probability pushed (None when
+        the block kind pushes nothing: audio and text blocks)."""
+        prob: float | None = None
+        if kind in (None, "frame"):
+            prob = 1.0 / (1.0 + math.exp(-informative_before_seg))
+            self.last_trigger = self.trigger.push(prob) if self.model.informative_head is not None else None
+            if self.proactive and self.last_trigger is not None and self.last_trigger.fired:
+                return self.tokens.proactive, prob
+        if kind != "frame":
+            token = self._argmax(seg_logits) if forced is None else forced
+            if self.reactive and token != self.tokens.pad:
+                return token, prob
         return self.tokens.pad, prob
 
     def _begin_answer(self, token: int) -> None:
+        if self.preempt:  # the evidence that started this answer must not pre-empt it
+            self.trigger.rearm()
         self.speaking = True
         self.answer = [token]
         self.next_agent = token
@@ -206,8 +226,36 @@ class StreamingSession:
             self._begin_answer(token)
         return self._result(emitted, informative, prob, started, False, 0, logits)
 
-    def feed(self, user_embeds: torch.Tensor) -> SegmentResult:
-        """One segment of user-stream rows [L, H], its last row being the seg token."""
+    def cancel(self) -> list[int] | None:
+        """Cut the running answer now (an interruption from outside); returns its ids, or None when silent.
+        The agent stream of the next row is <|im_end|>, so the model sees the answer end where it was cut."""
+        if not self.speaking:
+            return None
+        cut = list(self.answer)
+        self.next_agent = self.tokens.im_end
+        self._end_answer()
+        return cut
+
+    @torch.no_grad()
+    def probe(self, user_embeds: torch.Tensor, agent_ids: list[int]) -> torch.Tensor:
+        """Logits [rows, V] for rows fed after the current cache, which is then cropped back: the session (cache,
+        counters, decisions) is left exactly as it was. For scoring continuations (event typing)."""
+        # DynamicLayer.update concatenates into new tensors, so keeping the old ones restores the cache exactly
+        saved = [(layer.keys, layer.values) for layer in self.cache.layers]
+        max_position, rows_seen = self.max_position, self.rows_seen
+        try:
+            _, logits = self._run(user_embeds, agent_ids, "agent_first", True)
+        finally:
+            for layer, (keys, values) in zip(self.cache.layers, saved, strict=True):
+                layer.keys, layer.values = keys, values
+            self.max_position, self.rows_seen = max_position, rows_seen
+        return logits
+
+    def feed(self, user_embeds: torch.Tensor, kind: str | None = None) -> SegmentResult:
+        """One segment of user-stream rows [L, H], its last row being the seg token. `kind` ("frame", "audio",
+        "text" or None for the official rule) says which decision applies at its seg row (module docstring)."""
+        if kind not in (None, "frame", "audio", "text"):
+            raise ValueError(f"kind must be 'frame', 'audio', 'text' or None, got {kind!r}")
         rows = int(user_embeds.shape[0])
         if rows == 0 or rows > self.max_segment_tokens:
             raise ValueError(f"a segment has 1..{self.max_segment_tokens} rows, got {rows}")
@@ -215,7 +263,7 @@ class StreamingSession:
             raise RuntimeError("call start() with the system prompt first")
         self._make_room()
         first = self.cache.get_seq_length()
-        return self._consume(user_embeds, first, stream_ended=False)
+        return self._consume(user_embeds, first, stream_ended=False, kind=kind)
 
     def finish(self, max_rows: int) -> SegmentResult:
         """Let a running answer go on over pad user rows (the stream has ended), at most `max_rows` rows."""
@@ -230,7 +278,9 @@ class StreamingSession:
             left -= rows
         return _merge(results, self.cache.get_seq_length())
 
-    def _consume(self, user_embeds: torch.Tensor, first: int, stream_ended: bool) -> SegmentResult:
+    def _consume(
+        self, user_embeds: torch.Tensor, first: int, stream_ended: bool, kind: str | None = None
+    ) -> SegmentResult:
         """Feed rows: one by one while speaking, the rest as one silent prefill with a decision at its seg row.
         After the stream has ended (finish), rows after the answer's end are not fed at all."""
         rows = int(user_embeds.shape[0])
@@ -238,10 +288,24 @@ class StreamingSession:
         informs: list[torch.Tensor] = []
         logit_rows: list[torch.Tensor] = []
         finished = False
+        preempted_prob: float | None = None
+        cut: list[int] | None = None
         i = 0
         while i < rows and self.speaking:  # watching while speaking: one row per generated token
             informative, logits = self._run(user_embeds[i : i + 1], [self.next_agent], "agent_first", True)
             token = self._argmax(logits[-1])
+            if self.preempt and kind == "frame" and i == rows - 1 and self.model.informative_head is not None:
+                preempted_prob = 1.0 / (1.0 + math.exp(-self.prev_informative))
+                self.last_trigger = self.trigger.push(preempted_prob)
+                if self.proactive and self.last_trigger.fired:  # a newer trigger cuts the running answer here
+                    cut = list(self.answer)
+                    self._begin_answer(self.tokens.proactive)
+                    emitted.append(self.tokens.proactive)
+                    informs.append(informative)
+                    logit_rows.append(logits)
+                    self.prev_informative = float(informative[-1])
+                    i += 1
+                    continue
             self.answer.append(token)
             emitted.append(token)
             informs.append(informative)
@@ -264,7 +328,7 @@ class StreamingSession:
             logit_rows.append(logits)
             emitted += [self.tokens.pad] * (rows - i)
             before = float(informative[-2]) if rows - i >= 2 else self.prev_informative
-            token, prob = self._decide(before, logits[-1], None)
+            token, prob = self._decide(before, logits[-1], None, kind)
             if token != self.tokens.pad:
                 emitted[-1] = token
                 started = True
@@ -273,7 +337,12 @@ class StreamingSession:
             i = rows
         self.segments.append(i)  # pad rows of finish() form segments of their own, for eviction
         logits_out = torch.cat(logit_rows) if self.record_logits else None
-        return self._result(emitted, torch.cat(informs), prob, started, finished, first, logits_out)
+        if prob is None:
+            prob = preempted_prob
+        result = self._result(emitted, torch.cat(informs), prob, started, finished, first, logits_out)
+        result.preempted = cut is not None
+        result.cut = cut
+        return result
 
     def _result(
         self,
