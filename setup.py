@@ -47,7 +47,15 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["vispeak_ros", "vispeak_ros.*"]),
     # Interface definitions of packages we talk to but do not build (e.g. both audio_common flavours).
-    package_data={"vispeak_ros": ["ros/audio_common_msgs/*/*.msg"]},
+    package_data={
+        "vispeak_ros": [
+            "ros/audio_common_msgs/*/*.msg",
+            "data/demo_model/*",
+            "data/demo_model/*/*",
+            "data/demo_recording/*",
+            "data/*.json",
+        ]
+    },
     install_requires=[
         "numpy>=1.23",
         "soxr>=0.3",
@@ -65,6 +73,7 @@ setup(
         "console_scripts": [
             "vispeak-demo = vispeak_ros.tools.demo:main",
             "vispeak-inspect = vispeak_ros.tools.inspect:main",
+            "vispeak-train = vispeak_ros.training.cli:main",
         ],
     },
     cmdclass={"build_py": BuildWithInterfaces},

@@ -9,6 +9,8 @@ behaviours; `online` for streaming question answering (the official data uses it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from vispeak_ros.model.tokenizer import ViSpeakTokenizer
 from vispeak_ros.model.vispeak import AUDIO_TOKEN_INDEX, IMAGE_TOKEN_INDEX
 
@@ -58,3 +60,12 @@ class StreamTemplate:
 
     def text(self, text: str) -> list[int]:
         return [*self.tokenizer.encode(text), self.seg]
+
+    def second(self, texts: Sequence[str] = (), audio: bool = True) -> list[list[int]]:
+        """One 1 s segment in the shared order (training and runtime alike): the frame block, the audio block when
+        the second has audio, then one block per user text that arrived in that second."""
+        blocks = [self.frame()]
+        if audio:
+            blocks.append(self.audio())
+        blocks.extend(self.text(t) for t in texts)
+        return blocks

@@ -1,0 +1,59 @@
+"""Demo-model training cost on CPU: training samples/s (one stream of about 1,000 rows per sample, the demo recipe)
+and the wall time to retrain the shipped demo checkpoint from scratch (generate the world, cache the frozen encoders,
+train; no evaluation).
+
+--quick times a few streams and steps and estimates retrain_s from them (`retrain_estimated=1`); the full run
+retrains for real into a temporary folder (`retrain_estimated=0`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from vispeak_ros.training import world
+from vispeak_ros.training.tokenizer_build import build_tokenizer, save_tokenizer
+from vispeak_ros.training.trainer import Recipe, new_model, prepare, run_recipe, set_cmvn, train
+
+DESCRIPTION = "demo-model training on CPU: samples_per_s, retrain_s (wall time to retrain the demo checkpoint)"
+
+
+def _estimate(recipe: Recipe, folder: Path) -> dict:
+    torch.set_num_threads(recipe.threads)
+    model = new_model(recipe, save_tokenizer(build_tokenizer(), folder))
+    streams = [world.generate(s, i + 1, size=(240, 240), fps=1.0) for i, s in enumerate(world.SCENARIOS)]
+    t0 = time.monotonic()
+    set_cmvn(model, streams)
+    data = prepare(model, streams, log=lambda _: None)
+    per_stream = (time.monotonic() - t0) / len(streams)
+    steps = 30
+    result = train(model, data, replace(recipe, steps=steps), log=lambda _: None)
+    count = recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions
+    retrain = per_stream * count * 1.2 + recipe.steps / result.samples_per_s  # sessions are longer: +20 %
+    return {
+        "samples_per_s": round(result.samples_per_s, 2),
+        "retrain_s": round(retrain, 1),
+        "retrain_estimated": 1,
+        "steps": recipe.steps,
+        "streams": count,
+    }
+
+
+def run(quick: bool = False) -> dict:
+    recipe = Recipe()
+    with tempfile.TemporaryDirectory() as tmp:
+        if quick:
+            return _estimate(recipe, Path(tmp))
+        t0 = time.monotonic()
+        info = run_recipe(recipe, Path(tmp) / "demo_model", log=lambda _: None, evaluate_after=False)
+        return {
+            "samples_per_s": info["samples_per_s"],
+            "retrain_s": round(time.monotonic() - t0, 1),
+            "retrain_estimated": 0,
+            "steps": recipe.steps,
+            "streams": info["streams"],
+        }

@@ -1,0 +1,436 @@
+"""The demo training recipe: build a tiny official-layout ViSpeak, generate the synthetic world, cache the frozen
+encoders, train projector + LLM + fusion + informative head with AdamW and a cosine schedule, save safetensors.
+
+This is the streaming stage (stage 2) of the official three-stage recipe at toy scale: same template, answer
+placement, labels and losses; the encoders stay frozen (random here: no pretrained weights can be downloaded, and a
+frozen random InternViT still gives features a trained projector can read). Full-parameter training replaces LoRA
+because the tiny LLM starts from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from vispeak_ros.model.config import AudioConfig, VisionConfig, ViSpeakConfig, llm_config_from_dict
+from vispeak_ros.model.processors import fbank
+from vispeak_ros.model.tokenizer import ViSpeakTokenizer
+from vispeak_ros.model.vispeak import ViSpeakForCausalLM, to_checkpoint_key
+from vispeak_ros.training import world
+from vispeak_ros.training.data import Sample, StreamFeatures, build_sample, encode_stream, user_embeddings
+from vispeak_ros.training.losses import streaming_loss
+from vispeak_ros.training.tokenizer_build import build_tokenizer, save_tokenizer
+
+VISION_FOLDER = "InternViT-tiny"
+AUDIO_FOLDER = "audio-encoder-tiny"
+
+
+@dataclass
+class Recipe:
+    """Everything that decides the demo checkpoint (YAML keys of `vispeak-train --config`)."""
+
+    seed: int = 0
+    steps: int = 1800
+    lr: float = 2e-3
+    warmup: float = 0.03  # fraction of the steps
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    hidden_size: int = 64
+    num_layers: int = 3
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    vision_hidden: int = 32
+    vision_layers: int = 1
+    streams_per_scenario: int = 36
+    sessions: int = 24
+    frame_sizes: list[list[int]] = field(default_factory=lambda: [[240, 240], [160, 160]])
+    threads: int = 2
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> Recipe:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping of recipe keys")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown recipe key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**raw)
+
+
+def demo_config(recipe: Recipe, vocab_size: int) -> ViSpeakConfig:
+    """Official structure at toy sizes: InternViT at 448 px / patch 14 (64 tokens per frame after shuffle and
+    pooling), a 2-block whale audio encoder (12 tokens per second), a small Qwen2."""
+    h = recipe.hidden_size
+    llm = llm_config_from_dict(
+        {
+            "vocab_size": vocab_size,
+            "hidden_size": h,
+            "intermediate_size": 3 * h,
+            "num_hidden_layers": recipe.num_layers,
+            "num_attention_heads": recipe.num_heads,
+            "num_key_value_heads": recipe.num_kv_heads,
+            "rope_theta": 1e6,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": False,
+            "max_position_embeddings": 8192,
+        },
+        "demo recipe",
+    )
+    vision = VisionConfig(
+        hidden_size=recipe.vision_hidden,
+        intermediate_size=2 * recipe.vision_hidden,
+        num_hidden_layers=recipe.vision_layers,
+        num_attention_heads=2,
+        image_size=448,
+        patch_size=14,
+    )
+    audio = AudioConfig(
+        subsampling_output_dim=32,
+        transformer_input_dim=32,
+        attention_dim=32,
+        attention_heads=2,
+        linear_units=64,
+        num_blocks=2,
+        chunk_size=4,
+        left_chunks=2,
+        enc_out_dim=32,
+        llm_embed_dim=h,
+    )
+    return ViSpeakConfig(
+        llm=llm,
+        vision=vision,
+        audio=audio,
+        mm_hidden_size=4 * vision.hidden_size,
+        combination="adaptive_combine",
+        use_informative_head=True,
+        pooling_size=2,
+        mm_vision_tower=VISION_FOLDER,
+        mm_audio_encoder=AUDIO_FOLDER,
+    )
+
+
+def frozen_modules(model: ViSpeakForCausalLM) -> list[torch.nn.Module]:
+    """The encoders the official recipe freezes (vision tower; audio encoder with its adapter)."""
+    return [m for m in (model.vision_tower, model.audio_encoder) if m is not None]
+
+
+def set_cmvn(model: ViSpeakForCausalLM, streams: list[world.Stream]) -> None:
+    """Global CMVN from training audio, as the whale encoder's `global_cmvn` holds statistics of its training data."""
+    assert model.audio_encoder is not None and model.config.audio is not None
+    feats = torch.cat([fbank(s.audio[: 16000 * 8], model.config.audio.fbank) for s in streams])
+    cmvn = model.audio_encoder.encoder.global_cmvn
+    cmvn.mean.copy_(feats.mean(0))
+    cmvn.istd.copy_(1.0 / feats.std(0).clamp_min(1e-3))
+
+
+def training_streams(recipe: Recipe) -> list[world.Stream]:
+    """The training split: every scenario (frame sizes alternating) plus sessions of 3-5 events (a fall only last)."""
+    rng = random.Random(recipe.seed)
+    sizes = [tuple(s) for s in recipe.frame_sizes]
+    streams = []
+    seeds = world.split_seeds(recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions, recipe.seed)
+    for i, seed in enumerate(seeds[: recipe.streams_per_scenario * len(world.SCENARIOS)]):
+        scenario = world.SCENARIOS[i % len(world.SCENARIOS)]
+        streams.append(world.generate(scenario, seed, "train", size=sizes[i % len(sizes)], fps=1.0))
+    events = [s for s in world.BEHAVIOURS if s != "fall"]
+    for i, seed in enumerate(seeds[recipe.streams_per_scenario * len(world.SCENARIOS) :]):
+        steps = rng.sample(events, rng.randint(3, 5))
+        if rng.random() < 0.3:
+            steps[-1] = "fall"
+        streams.append(world.generate_session(seed, steps, "train", size=sizes[i % len(sizes)], fps=1.0))
+    return streams
+
+
+def new_model(recipe: Recipe, tokenizer: ViSpeakTokenizer) -> ViSpeakForCausalLM:
+    """A freshly initialised demo model (seeded), encoders frozen."""
+    torch.manual_seed(recipe.seed)
+    vocab = len(tokenizer)
+    model = ViSpeakForCausalLM(demo_config(recipe, vocab))
+    model.tokenizer = tokenizer
+    for module in frozen_modules(model):
+        module.requires_grad_(False)
+        module.eval()
+    return model
+
+
+@dataclass
+class Prepared:
+    """Samples with their cached encoder features."""
+
+    samples: list[Sample]
+    features: list[StreamFeatures]
+
+
+def prepare(model: ViSpeakForCausalLM, streams: list[world.Stream], log: Callable[[str], None] = print) -> Prepared:
+    """Build every sample and run the frozen encoders once per stream."""
+    assert model.tokenizer is not None
+    samples, feats = [], []
+    start = time.monotonic()
+    for i, stream in enumerate(streams):
+        samples.append(build_sample(stream, model.tokenizer))
+        feats.append(encode_stream(model, stream))
+        if (i + 1) % 50 == 0 or i + 1 == len(streams):
+            log(f"encoded {i + 1}/{len(streams)} streams ({time.monotonic() - start:.0f} s)")
+    return Prepared(samples, feats)
+
+
+def step_loss(
+    model: ViSpeakForCausalLM, sample: Sample, feats: StreamFeatures
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, lm, focal) of one sample: the official training forward (positions 0..T-1, no cache)."""
+    user = user_embeddings(model, sample, feats)
+    logits, informative = model(sample.agent_ids[None], user[None])
+    return streaming_loss(
+        logits[0], None if informative is None else informative[0], sample.lm_labels, sample.info_labels
+    )
+
+
+def lr_at(step: int, total: int, base: float, warmup: float) -> float:
+    """Linear warm-up then cosine decay to 0."""
+    warm = max(1, round(total * warmup))
+    if step < warm:
+        return base * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@dataclass
+class TrainResult:
+    losses: list[float]
+    seconds: float
+    samples_per_s: float
+
+
+def train(
+    model: ViSpeakForCausalLM,
+    data: Prepared,
+    recipe: Recipe,
+    steps: int | None = None,
+    log: Callable[[str], None] = print,
+    log_every: int = 50,
+) -> TrainResult:
+    """AdamW over the trainable parts, one stream per step in a seeded shuffled order."""
+    total = recipe.steps if steps is None else steps
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.98))
+    model.train()
+    for module in frozen_modules(model):
+        module.eval()
+    rng = np.random.default_rng(recipe.seed)
+    order: list[int] = []
+    losses: list[float] = []
+    window: list[tuple[float, float, float]] = []
+    start = time.monotonic()
+    for step in range(total):
+        if not order:
+            order = list(rng.permutation(len(data.samples)))
+        i = order.pop()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, total, recipe.lr, recipe.warmup)
+        loss, lm, focal = step_loss(model, data.samples[i], data.features[i])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+        opt.step()
+        values = (float(loss.detach()), float(lm.detach()), float(focal.detach()))
+        losses.append(values[0])
+        window.append(values)
+        if (step + 1) % log_every == 0 or step + 1 == total:
+            elapsed = time.monotonic() - start
+            rate = (step + 1) / elapsed
+            mean = np.mean(window, axis=0)
+            log(
+                f"step {step + 1}/{total} loss {mean[0]:.4f} (lm {mean[1]:.4f} focal {mean[2]:.4f}) "
+                f"lr {opt.param_groups[0]['lr']:.2e} {rate:.1f} samples/s eta {(total - step - 1) / rate:.0f} s"
+            )
+            window.clear()
+    model.eval()
+    seconds = time.monotonic() - start
+    return TrainResult(losses, seconds, total / max(seconds, 1e-9))
+
+
+def save_checkpoint(model: ViSpeakForCausalLM, folder: Path, extra: dict[str, Any] | None = None) -> Path:
+    """The published layout `load_checkpoint` reads strictly: config.json, model.safetensors, the InternViT and
+    audio-encoder folders (configs, train.yaml, global_cmvn), the tokenizer files, and the recipe for the record."""
+    cfg = model.config
+    assert cfg.vision is not None and cfg.audio is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    llm = cfg.llm
+    config = {
+        "architectures": ["ViSpeakQwen2ForCausalLM"],
+        "model_type": "vispeak-Qwen2",
+        "vocab_size": llm.vocab_size,
+        "hidden_size": llm.hidden_size,
+        "intermediate_size": llm.intermediate_size,
+        "num_hidden_layers": llm.num_hidden_layers,
+        "num_attention_heads": llm.num_attention_heads,
+        "num_key_value_heads": llm.num_key_value_heads,
+        "max_position_embeddings": llm.max_position_embeddings,
+        "rms_norm_eps": llm.rms_norm_eps,
+        "rope_theta": llm.rope_parameters["rope_theta"],
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "combination": cfg.combination,
+        "use_informative_head": cfg.use_informative_head,
+        "mm_hidden_size": cfg.mm_hidden_size,
+        "mm_projector_type": cfg.mm_projector_type,
+        "pooling_size": cfg.pooling_size,
+        "image_aspect_ratio": "square",
+        "mm_vision_tower": VISION_FOLDER,
+        "mm_audio_encoder": AUDIO_FOLDER,
+        "tokenizer_model_max_length": 6200,
+        "torch_dtype": "float32",
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    state = {to_checkpoint_key(k): v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    v = cfg.vision
+    vision_dir = folder / VISION_FOLDER
+    vision_dir.mkdir(exist_ok=True)
+    vision_cfg = {
+        "architectures": ["InternVisionModel"],
+        "hidden_size": v.hidden_size,
+        "intermediate_size": v.intermediate_size,
+        "num_hidden_layers": v.num_hidden_layers,
+        "num_attention_heads": v.num_attention_heads,
+        "layer_norm_eps": v.layer_norm_eps,
+        "hidden_act": v.hidden_act,
+        "image_size": v.image_size,
+        "patch_size": v.patch_size,
+        "norm_type": v.norm_type,
+        "qkv_bias": v.qkv_bias,
+        "qk_normalization": v.qk_normalization,
+        "num_channels": 3,
+    }
+    (vision_dir / "config.json").write_text(json.dumps(vision_cfg, indent=2) + "\n", encoding="utf-8")
+    pre = {
+        "crop_size": {"height": v.image_size, "width": v.image_size},
+        "do_center_crop": True,
+        "do_normalize": True,
+        "do_resize": True,
+        "image_mean": list(v.image_mean),
+        "image_std": list(v.image_std),
+        "image_processor_type": "CLIPImageProcessor",
+        "resample": 3,
+        "size": {"shortest_edge": v.image_size},
+    }
+    (vision_dir / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n", encoding="utf-8")
+    _write_audio_folder(model, folder / AUDIO_FOLDER)
+    assert model.tokenizer is not None
+    model.tokenizer.tokenizer.save(str(folder / "tokenizer.json"))
+    save_tokenizer(model.tokenizer.tokenizer, folder)
+    if extra:
+        (folder / "training.json").write_text(json.dumps(extra, indent=2, default=str) + "\n", encoding="utf-8")
+    return folder
+
+
+def _write_audio_folder(model: ViSpeakForCausalLM, audio_dir: Path) -> None:
+    a = model.config.audio
+    assert a is not None and model.audio_encoder is not None
+    audio_dir.mkdir(exist_ok=True)
+    transformer = {
+        "transformer-attention-dim": a.attention_dim,
+        "transformer-attention-heads": a.attention_heads,
+        "transformer-linear-units": a.linear_units,
+        "transformer-num-blocks": a.num_blocks,
+        "transformer-input-dim": a.transformer_input_dim,
+        "transformer-output-dim": a.enc_out_dim,
+        "transformer-input-layer": a.input_layer,
+        "transformer-pos-enc-class": a.pos_enc_class,
+        "transformer-normalize-before": a.normalize_before,
+        "transformer-concat-after": a.concat_after,
+        "transformer-chunk_size": a.chunk_size,
+        "transformer-left_chunks": a.left_chunks,
+        "transformer-dynamic-chunks": a.dynamic_chunks,
+        "transformer-positionwise-layer-type": "linear",
+    }
+    train_yaml = {
+        "input_dim": a.input_dim,
+        "is_json_cmvn": True,
+        "dataset_conf": {
+            "fbank_conf": {"num_mel_bins": a.fbank.num_mel_bins, "frame_length": 25, "frame_shift": 10, "dither": 0.0},
+            "resample_conf": {"resample_rate": a.fbank.sample_rate},
+        },
+        "encoder_conf": {
+            "overview_conf": {
+                "encoder-input-dim": a.input_dim,
+                "encoder-layer-config": "subsampling-transformer",
+                "encoder-output-dim": a.enc_out_dim,
+            },
+            "para_conf": {
+                "subsampling": {
+                    "subsampling-input-dim": a.input_dim,
+                    "subsampling-rate": a.subsampling_rate,
+                    "subsampling-output-dim": a.subsampling_output_dim,
+                },
+                "transformer": transformer,
+            },
+        },
+        "model_conf": {
+            "enc_out_dim": a.enc_out_dim,
+            "llm_embed_dim": a.llm_embed_dim,
+            "adpter_type": a.adapter_type,
+            "kernel_size": a.kernel_size,
+            "activation_func": a.activation,
+            "norm": a.norm,
+        },
+    }
+    (audio_dir / "train.yaml").write_text(yaml.safe_dump(train_yaml, sort_keys=True), encoding="utf-8")
+    cmvn = model.audio_encoder.encoder.global_cmvn
+    mean = cmvn.mean.double()
+    var = (1.0 / cmvn.istd.double()) ** 2 + mean**2
+    frames = 1000  # the stats file stores sums over frames: any count reproduces mean and istd
+    stats = {"mean_stat": (mean * frames).tolist(), "var_stat": (var * frames).tolist(), "frame_num": frames}
+    (audio_dir / "global_cmvn").write_text(json.dumps(stats) + "\n", encoding="utf-8")
+
+
+def run_recipe(
+    recipe: Recipe,
+    output: Path,
+    log: Callable[[str], None] = print,
+    evaluate_after: bool = True,
+) -> dict[str, Any]:
+    """Retrain the demo checkpoint from scratch into `output`; returns timings (and held-out figures)."""
+    torch.set_num_threads(recipe.threads)
+    t0 = time.monotonic()
+    tokenizer = save_tokenizer(build_tokenizer(), output)
+    model = new_model(recipe, tokenizer)
+    log(f"generating {recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions} training streams")
+    streams = training_streams(recipe)
+    set_cmvn(model, streams[:32])
+    data = prepare(model, streams, log)
+    prep_s = time.monotonic() - t0
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log(f"training {trainable} parameters for {recipe.steps} steps")
+    result = train(model, data, recipe, log=log)
+    info: dict[str, Any] = {
+        "recipe": asdict(recipe),
+        "streams": len(streams),
+        "prepare_s": round(prep_s, 1),
+        "train_s": round(result.seconds, 1),
+        "samples_per_s": round(result.samples_per_s, 2),
+        "first_loss": round(float(np.mean(result.losses[:20])), 4),
+        "last_loss": round(float(np.mean(result.losses[-20:])), 4),
+    }
+    if evaluate_after:
+        from vispeak_ros.training.evaluate import evaluate, heldout_streams
+
+        report = evaluate(model, heldout_streams())
+        log(report.summary())
+        info["heldout"] = report.as_dict()
+    info["total_s"] = round(time.monotonic() - t0, 1)
+    save_checkpoint(model, output, info)
+    log(f"saved {output} ({info['total_s']} s)")
+    return info
