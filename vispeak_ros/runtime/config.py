@@ -124,4 +124,3 @@ def load_config(path: str | Path, node_name: str = "vispeak") -> RuntimeConfig:
             raise ConfigError(f"{path}: ROS params file has no '{node_name}: ros__parameters:' section")
         data = section["ros__parameters"]
     return from_mapping(data, source=str(path))
-

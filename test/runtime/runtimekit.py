@@ -1,0 +1,43 @@
+"""Helpers for the runtime tests: scripted segments and an assistant over the tiny random model (a real model)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vispeak_ros.core.clock import NS_PER_S
+from vispeak_ros.core.segmenter import SAMPLES_PER_SEGMENT, Segment, TimedText
+from vispeak_ros.model.tiny import tiny_model
+from vispeak_ros.runtime.assistant import Assistant
+from vispeak_ros.runtime.config import RuntimeConfig
+from vispeak_ros.runtime.tiny import tiny_tokenizer
+
+T0 = 1_700_000_000 * NS_PER_S
+
+
+def segments(count: int, seed: int = 0, texts: dict[int, str] | None = None, audio: bool = True) -> list[Segment]:
+    """`count` one-second segments with random 56x56 frames, quiet random audio and the given user texts."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        start = T0 + i * NS_PER_S
+        end = start + NS_PER_S
+        said = (texts or {}).get(i)
+        out.append(
+            Segment(
+                index=i,
+                start_ns=start,
+                end_ns=end,
+                frame=rng.integers(0, 256, (56, 56, 3), dtype=np.uint8),
+                frame_stamp_ns=start + NS_PER_S // 2,
+                audio=(rng.standard_normal(SAMPLES_PER_SEGMENT) * 0.01).astype(np.float32),
+                audio_coverage=1.0 if audio else 0.0,
+                texts=(TimedText(end - 1, said),) if said else (),
+                partial=False,
+            )
+        )
+    return out
+
+
+def tiny_assistant(seed: int = 0, **overrides) -> Assistant:
+    config = RuntimeConfig().with_overrides(**overrides) if overrides else RuntimeConfig()
+    return Assistant.from_model(tiny_model(seed=seed), tiny_tokenizer(), config)
