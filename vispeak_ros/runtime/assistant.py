@@ -139,9 +139,9 @@ class Assistant:
             self._speak_on_if_pad()
         return self._end()
 
-    def interrupt(self, reason: str = "interrupted") -> list[Output]:
+    def interrupt(self, reason: str = "interrupted", emit: Callable[[Output], None] | None = None) -> list[Output]:
         """Cut the running answer from outside (a stop button, a controller); outputs stamped at the last segment."""
-        self._begin(*self._where, self._emit)
+        self._begin(*self._where, emit)
         self._cut(reason)
         return self._end()
 
