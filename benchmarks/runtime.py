@@ -7,6 +7,11 @@
   trained alignment (later tokens wait for the next user rows, so this includes stream time) and with `pad`
   alignment (first_chunk_ms_pad);
 - speaking_fraction: share of segments during which an answer was running; ingest_p99_ms: `Worker.submit` cost.
+
+Full runs with the demo checkpoint present also compare the alignments on held-out world streams (one per event
+scenario): `demo_<alignment>_timely` (share of events whose first answer is timely), `demo_<alignment>_end_s`
+(mean stream seconds from an answer's trigger to its end) and `demo_same_text` (share of answers with the same text
+under both alignments, matched by order).
 """
 
 from __future__ import annotations
@@ -106,4 +111,53 @@ def run(quick: bool) -> dict:
     }
     if not quick:
         figures["first_chunk_ms_pad"] = _live(30, "pad")[0]
+        figures.update(compare_alignments())
+    return figures
+
+
+def _world_segments(stream) -> list[Segment]:
+    from vispeak_ros.core.segmenter import Segmenter
+
+    items = [(stamp, 0, "frame", frame) for stamp, frame in stream.frames]
+    items += [(stamp, 1, "audio", chunk) for stamp, chunk in stream.audio_chunks()]
+    items += [(stamp, 2, "text", text) for stamp, text in stream.user_texts]
+    segmenter = Segmenter()
+    out: list[Segment] = []
+    for stamp, _, kind, value in sorted(items, key=lambda item: (item[0], item[1])):
+        out += {"frame": segmenter.add_frame, "audio": segmenter.add_audio, "text": segmenter.add_text}[kind](
+            stamp, value
+        )
+    return out + segmenter.flush()
+
+
+def compare_alignments(seed: int = 1_000_000_000) -> dict:
+    """Trained vs pad alignment on the demo model (empty when the checkpoint is absent)."""
+    from vispeak_ros.data import demo_checkpoint
+    from vispeak_ros.model import load_checkpoint
+    from vispeak_ros.training import world
+
+    path = demo_checkpoint()
+    if not (path / "config.json").is_file():
+        return {}
+    model = load_checkpoint(path)
+    scenarios = [s for s in world.SCENARIOS if s != "none"]
+    texts: dict[str, list[str]] = {}
+    figures: dict = {}
+    for alignment in ("trained", "pad"):
+        timely, lags, said = [], [], []
+        for scenario in scenarios:
+            stream = world.generate(scenario, seed, split="heldout")
+            assistant = Assistant.from_model(model, model.tokenizer, RuntimeConfig(alignment=alignment))
+            answers = [
+                o for seg in _world_segments(stream) for o in assistant.process(seg) if isinstance(o, FinalAnswer)
+            ]
+            for truth in stream.events:
+                timely.append(bool(answers) and truth.timely(stream.seconds(answers[0].answer_stamp_ns)))
+            lags += [(a.stamp_ns - a.answer_stamp_ns) / NS_PER_S for a in answers]
+            said += [a.text for a in answers]
+        texts[alignment] = said
+        figures[f"demo_{alignment}_timely"] = sum(timely) / max(1, len(timely))
+        figures[f"demo_{alignment}_end_s"] = statistics.fmean(lags) if lags else float("nan")
+    pairs = list(zip(texts["trained"], texts["pad"], strict=False))  # counts may differ
+    figures["demo_same_text"] = sum(a == b for a, b in pairs) / max(1, len(pairs))
     return figures
