@@ -11,7 +11,8 @@ from vispeak_ros.core.session_state import SessionState, Transition
 
 @dataclass(frozen=True)
 class FeedbackChunk:
-    """A sentence-sized piece of an answer, for TTS. `partial` is False on the answer's last chunk only."""
+    """A sentence-sized piece of an answer, for TTS. `partial` is False on the answer's last chunk only (whose text
+    may be empty: it then only marks the end). A cut answer gets no last chunk but a `SpeechCancel`."""
 
     answer_id: int
     text: str
