@@ -1,12 +1,12 @@
 """Typing an answer as one of the seven behaviours (or none) with the LLM itself, so it works with the official
 weights as they are (no classifier head was trained for it).
 
-After an answer ends, the agent stream is continued, over pad user rows, with a fixed prompt and one label word per
-candidate ("This is about: greeting", "... danger", ...). Each candidate's score is the mean log-probability of
-its label tokens; the confidence is the softmax over the candidates' scores, taken at the winner. Scoring runs on
-top of the live KV cache and restores it afterwards (`Backend.score`), so the session continues exactly as if no
-scoring had happened. A "nothing" label competes too: when it wins, or when the winner is a disabled behaviour,
-the event is NONE. Cost: one small prefill per candidate (prompt + label rows, about 8 rows each).
+After an answer ends, the agent stream is continued, over pad user rows, with a fixed prompt and one label phrase
+per candidate ("This is about: greeting", "... danger", ...; `LABEL_PHRASES`). Each candidate's score is the mean
+log-probability of its label tokens; the confidence is the softmax over the candidates' scores, taken at the
+winner. Scoring runs on top of the live KV cache and restores it afterwards (`Backend.score`), so the session
+continues exactly as if no scoring had happened. A "nothing" label competes too: when it wins, or when the winner
+is a disabled behaviour, the event is NONE. Cost: one small prefill per candidate (prompt + label, about 8 rows).
 """
 
 from __future__ import annotations
@@ -18,17 +18,30 @@ from dataclasses import dataclass
 from vispeak_ros.core.events import Behaviour
 from vispeak_ros.runtime.backends.base import Backend
 
-PROMPT = "This is about:"
-LABEL_WORDS: dict[Behaviour, str] = {
-    Behaviour.WAKE_UP: "greeting",
-    Behaviour.ANOMALY: "danger",
-    Behaviour.GESTURE: "gesture",
-    Behaviour.VISUAL_REFERENCE: "object",
-    Behaviour.INTERRUPTION: "stop",
-    Behaviour.HUMOR: "joke",
-    Behaviour.TERMINATION: "goodbye",
-    Behaviour.NONE: "nothing",
+PROMPTS: tuple[str, ...] = ("This is about:", "")  # the first one the tokenizer can spell is used
+PROMPT = PROMPTS[0]
+# Per behaviour, alternative label phrases; the first one the tokenizer spells without unknown tokens is used. The
+# first words suit a full LLM vocabulary (the official Qwen2.5 tokenizer); the later ones are the opening words of
+# the synthetic world's answers, for word-level tokenizers such as the demo model's. A behaviour with no spellable
+# phrase cannot be typed and is left out of the candidates.
+LABEL_PHRASES: dict[Behaviour, tuple[str, ...]] = {
+    Behaviour.WAKE_UP: ("greeting", "Hello!"),
+    Behaviour.ANOMALY: ("danger", "Watch"),
+    Behaviour.GESTURE: ("gesture", "Nice"),
+    Behaviour.VISUAL_REFERENCE: ("object", "That"),
+    Behaviour.INTERRUPTION: ("stop", "Okay,"),
+    Behaviour.HUMOR: ("joke",),
+    Behaviour.TERMINATION: ("goodbye", "Goodbye,"),
+    Behaviour.NONE: ("nothing",),
 }
+LABEL_WORDS: dict[Behaviour, str] = {b: phrases[0] for b, phrases in LABEL_PHRASES.items()}
+
+
+def spellable(tokenizer, text: str) -> list[int] | None:
+    """The ids of `text` when they decode back to it (no unknown tokens), else None."""
+    ids = tokenizer.encode(text)
+    back = tokenizer.decode(ids, skip_special_tokens=False)
+    return ids if " ".join(back.split()) == " ".join(text.split()) else None
 
 
 @dataclass(frozen=True)
@@ -46,18 +59,23 @@ class EventTyper:
         backend: Backend,
         enabled: Iterable[Behaviour],
         *,
-        prompt: str = PROMPT,
-        words: dict[Behaviour, str] | None = None,
+        prompts: tuple[str, ...] = PROMPTS,
+        words: dict[Behaviour, str | tuple[str, ...]] | None = None,
     ) -> None:
         self.backend = backend
         self.enabled = frozenset(enabled)
-        words = dict(LABEL_WORDS if words is None else words)
         tok = backend.tokenizer
-        self.prefix = [backend.tokens.im_end, *tok.encode(prompt)]  # the answer has ended: scoring follows im_end
-        self.labels = [(b, tuple(tok.encode(" " + w))) for b, w in words.items()]
-        empty = [b.name for b, ids in self.labels if not ids]
-        if empty:
-            raise ValueError(f"label words encode to no tokens for {empty}")
+        prompt_ids = next((ids for p in prompts if (ids := spellable(tok, p)) is not None), [])
+        self.prefix = [backend.tokens.im_end, *prompt_ids]  # the answer has ended: scoring follows im_end
+        self.labels: list[tuple[Behaviour, tuple[int, ...]]] = []
+        for behaviour, phrases in (LABEL_PHRASES if words is None else words).items():
+            for phrase in (phrases,) if isinstance(phrases, str) else phrases:
+                ids = spellable(tok, (" " + phrase) if prompt_ids else phrase)
+                if ids:
+                    self.labels.append((behaviour, tuple(ids)))
+                    break
+        if not self.labels:
+            raise ValueError("no label phrase can be spelled by this tokenizer")
 
     def type_answer(self) -> Typing:
         """Type the answer that just ended (it is the latest content of the backend's cache)."""
