@@ -99,5 +99,6 @@ def slow_assistant(delay_s: float, seed: int = 0, **overrides) -> Assistant:
         threshold=config.trigger_threshold,
         window_segments=config.window_segments,
         max_answer_tokens=config.max_answer_tokens,
+        release=config.trigger_release,
     )
     return Assistant(config, SlowBackend(backend, delay_s))

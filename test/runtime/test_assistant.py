@@ -212,3 +212,23 @@ def test_runtime_imports_neither_ros_nor_torch():
         "bad = [m for m in ('torch', 'rclpy', 'transformers') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_latched_trigger_answers_an_event_once_and_does_not_preempt_its_own_answer():
+    assistant = tiny_assistant(seed=1, trigger_threshold=0.3, trigger_release=0.1, max_answer_tokens=100)
+    outputs = run(assistant, segments(4, seed=1, audio=False))
+    assert not of(outputs, SpeechCancel)
+    records = of(outputs, InformativeRecord)
+    assert [r.triggered for r in records] == [True, False, False, False]
+    assert all(r.running_sum > 0.3 for r in records), "the head stayed high: only the latch held the trigger"
+
+
+def test_the_latch_releases_when_the_probability_falls():
+    from vispeak_ros.runtime.decisions import LatchedTrigger
+
+    rule = LatchedTrigger(0.35, release=0.2)
+    assert rule.push(0.5).fired
+    rule.rearm()
+    assert not rule.push(0.9).fired and not rule.push(0.9).fired
+    assert not rule.push(0.1).fired  # released: the queue restarts from this frame
+    assert rule.push(0.3).fired and rule.push(0.3).running_sum == 0.1 + 0.3 + 0.3

@@ -103,6 +103,7 @@ class Assistant:
             threshold=config.trigger_threshold,
             window_segments=config.window_segments,
             max_answer_tokens=config.max_answer_tokens,
+            release=config.trigger_release,
         )
         return cls(config, backend)
 
@@ -301,4 +302,5 @@ def _torch_backend_from_checkpoint(config: RuntimeConfig) -> Backend:
         threshold=config.trigger_threshold,
         window_segments=config.window_segments,
         max_answer_tokens=config.max_answer_tokens,
+        release=config.trigger_release,
     )

@@ -36,6 +36,7 @@ class RuntimeConfig:
     dtype: str = "float32"
     device: str = "cpu"
     trigger_threshold: float = DEFAULT_THRESHOLD  # speak when the last 3 probabilities sum above
+    trigger_release: float = 1.0  # < 1: after an answer, no trigger until a probability falls below (decisions.py)
     window_segments: int = 60  # segments kept in the KV cache besides the system prompt (attention sink)
     max_answer_tokens: int = 128
     alignment: str = "trained"  # "trained": answer tokens pair with the next user positions; "pad": at once
@@ -54,6 +55,7 @@ class RuntimeConfig:
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
             raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         _range("trigger_threshold", self.trigger_threshold, 0.0, 3.0)
+        _range("trigger_release", self.trigger_release, 0.0, 1.0)
         _range("window_segments", self.window_segments, 1, 3600)
         _range("max_answer_tokens", self.max_answer_tokens, 1, 2048)
         _range("max_input_latency_s", self.max_input_latency_s, 0.0, 10.0)

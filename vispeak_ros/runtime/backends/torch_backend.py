@@ -7,11 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from vispeak_ros.core.trigger import TriggerRule
 from vispeak_ros.model.processors import audio_chunk_features, preprocess_image
 from vispeak_ros.model.session import SegmentResult, StreamingSession
 from vispeak_ros.model.tokenizer import SpecialTokens
 from vispeak_ros.model.vispeak import ViSpeakForCausalLM
 from vispeak_ros.runtime.backends.base import Backend, BlockKind, StepResult
+from vispeak_ros.runtime.decisions import LatchedTrigger
 
 MAX_BLOCK_ROWS = 192  # the largest block the runtime feeds (a frame is 65 rows, an audio chunk 13; text is cut)
 PROBE_MARGIN_ROWS = 64  # room above the window for label scoring and pad-alignment steps
@@ -29,6 +31,7 @@ class TorchBackend(Backend):
         window_segments: int | None,
         max_answer_tokens: int,
         preempt: bool = True,
+        release: float = 1.0,
     ) -> None:
         if tokenizer is None:
             raise ValueError("the torch backend needs a tokenizer (the checkpoint has no tokenizer.json)")
@@ -52,6 +55,7 @@ class TorchBackend(Backend):
             max_answer_tokens=max_answer_tokens,
             preempt=preempt,
         )
+        self._threshold, self._release = threshold, release
 
     def _frame_tokens(self) -> int:
         black = np.zeros((self.model.config.vision.image_size,) * 2 + (3,), np.uint8)
@@ -84,6 +88,13 @@ class TorchBackend(Backend):
         self.session.start([rows])
         self.session.cancel()  # the official first decision cannot trigger; a reactive start here would be noise
         self.session.next_agent = self.tokens.pad
+        # a fresh trigger for the stream; the latched rule (runtime.decisions) when asked: the session only calls
+        # push and rearm
+        self.session.trigger = (
+            LatchedTrigger(self._threshold, self._release)  # type: ignore[assignment]
+            if self._release < 1.0
+            else TriggerRule(self._threshold)
+        )
 
     def _wrap(self, call, rows: int) -> StepResult:
         """Run a session call and report the answers it touched; the session keeps one list per answer."""
