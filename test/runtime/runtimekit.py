@@ -100,5 +100,6 @@ def slow_assistant(delay_s: float, seed: int = 0, **overrides) -> Assistant:
         window_segments=config.window_segments,
         max_answer_tokens=config.max_answer_tokens,
         release=config.trigger_release,
+        audio_questions=config.audio_questions,
     )
     return Assistant(config, SlowBackend(backend, delay_s))

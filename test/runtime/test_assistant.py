@@ -232,3 +232,16 @@ def test_the_latch_releases_when_the_probability_falls():
     assert not rule.push(0.9).fired and not rule.push(0.9).fired
     assert not rule.push(0.1).fired  # released: the queue restarts from this frame
     assert rule.push(0.3).fired and rule.push(0.3).running_sum == 0.1 + 0.3 + 0.3
+
+
+def test_audio_seg_rows_decide_only_with_audio_questions_on():
+    def starts(**overrides):
+        assistant = tiny_assistant(seed=2, trigger_threshold=NEVER, max_answer_tokens=4, **overrides)
+        outputs = run(assistant, segments(3, seed=2))
+        return [a for a in of(outputs, FinalAnswer)]
+
+    assert starts() == []
+    answers = starts(audio_questions=True)
+    assert answers and answers[0].answer_segment_index == 0
+    assert answers[0].answer_stamp_ns == segments(1, seed=2)[0].end_ns
+    assert answers[0].trigger in (Trigger.AUDIO, Trigger.TEXT, Trigger.VISUAL)  # read from the emitted marker

@@ -30,6 +30,7 @@ def test_ros_params_format_and_plain_yaml_load_the_same(tmp_path):
         ({"trigger_threshold": 5.0}, "trigger_threshold must be in [0.0, 3.0], got 5.0"),
         ({"window_segments": 0}, "window_segments must be in [1, 3600], got 0"),
         ({"trigger_release": 1.5}, "trigger_release must be in [0.0, 1.0], got 1.5"),
+        ({"audio_questions": "yes"}, "audio_questions must be true or false, got 'yes'"),
         ({"max_answer_tokens": "many"}, "max_answer_tokens must be in [1, 2048], got 'many'"),
         ({"alignment": "eager"}, "alignment must be one of trained, pad, got 'eager'"),
         ({"device": "tpu"}, "device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),

@@ -8,8 +8,11 @@ demo model is trained on):
    loop pushes at every seg row; with audio and text blocks in between that would dilute the rule with
    probabilities the head was never trained on).
 2. **audio block** (when any audio arrived: `audio_coverage > 0`; a second with no audio at all is skipped, a quiet
-   but present second is fed, as in training): 12 audio rows + seg. Reactive decision: speak when the argmax at
-   the seg row is not pad; the emitted token is the marker (☞ expected).
+   but present second is fed, as in training): 12 audio rows + seg. With `audio_questions` on, reactive decision:
+   speak when the argmax at the seg row is not pad; the emitted token is the marker (☞ expected). Off by default:
+   the demo model's audio seg rows carry no LM label (their argmax is arbitrary: an intermediate checkpoint
+   "answered" every second there), and ViSpeak-Bench feeds no audio; turn it on for weights trained on spoken
+   questions.
 3. **text blocks**, one per user text in the segment: ids + seg, reactive decision (☜ expected).
 Precedence: decisions are taken at seg rows in this order and only while silent, so when a frame triggers, the
 proactive answer runs and the audio/text rows of the same segment are watched while speaking (no second answer
@@ -104,6 +107,7 @@ class Assistant:
             window_segments=config.window_segments,
             max_answer_tokens=config.max_answer_tokens,
             release=config.trigger_release,
+            audio_questions=config.audio_questions,
         )
         return cls(config, backend)
 
@@ -303,4 +307,5 @@ def _torch_backend_from_checkpoint(config: RuntimeConfig) -> Backend:
         window_segments=config.window_segments,
         max_answer_tokens=config.max_answer_tokens,
         release=config.trigger_release,
+        audio_questions=config.audio_questions,
     )

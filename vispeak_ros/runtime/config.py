@@ -39,6 +39,7 @@ class RuntimeConfig:
     trigger_release: float = 1.0  # < 1: after an answer, no trigger until a probability falls below (decisions.py)
     window_segments: int = 60  # segments kept in the KV cache besides the system prompt (attention sink)
     max_answer_tokens: int = 128
+    audio_questions: bool = False  # reactive decision at audio seg rows (☞); see the runtime README
     alignment: str = "trained"  # "trained": answer tokens pair with the next user positions; "pad": at once
     behaviours: tuple[str, ...] = BEHAVIOURS  # behaviours whose events are published
     system_prompt: str = "vispeak"
@@ -56,6 +57,8 @@ class RuntimeConfig:
             raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         _range("trigger_threshold", self.trigger_threshold, 0.0, 3.0)
         _range("trigger_release", self.trigger_release, 0.0, 1.0)
+        if not isinstance(self.audio_questions, bool):
+            raise ConfigError(f"audio_questions must be true or false, got {self.audio_questions!r}")
         _range("window_segments", self.window_segments, 1, 3600)
         _range("max_answer_tokens", self.max_answer_tokens, 1, 2048)
         _range("max_input_latency_s", self.max_input_latency_s, 0.0, 10.0)

@@ -32,6 +32,7 @@ class TorchBackend(Backend):
         max_answer_tokens: int,
         preempt: bool = True,
         release: float = 1.0,
+        audio_questions: bool = False,
     ) -> None:
         if tokenizer is None:
             raise ValueError("the torch backend needs a tokenizer (the checkpoint has no tokenizer.json)")
@@ -56,6 +57,7 @@ class TorchBackend(Backend):
             preempt=preempt,
         )
         self._threshold, self._release = threshold, release
+        self.audio_questions = audio_questions
 
     def _frame_tokens(self) -> int:
         black = np.zeros((self.model.config.vision.image_size,) * 2 + (3,), np.uint8)
@@ -123,7 +125,12 @@ class TorchBackend(Backend):
         )
 
     def step(self, rows: torch.Tensor, kind: BlockKind) -> StepResult:
-        return self._wrap(lambda: self.session.feed(rows, kind=kind), int(rows.shape[0]))
+        # audio seg rows decide only when the checkpoint answers speech (config audio_questions)
+        self.session.reactive = kind != "audio" or self.audio_questions
+        try:
+            return self._wrap(lambda: self.session.feed(rows, kind=kind), int(rows.shape[0]))
+        finally:
+            self.session.reactive = True
 
     def speak_on(self, max_tokens: int) -> StepResult:
         count = min(max_tokens, MAX_BLOCK_ROWS)
