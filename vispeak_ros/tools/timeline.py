@@ -81,8 +81,10 @@ def draw_timeline(
     for row, answer in enumerate(answers):
         text_y = top + plot_h + 50 + 22 * row
         cv2.line(image, (x(answer.t), top), (x(answer.t), text_y - 12), (160, 0, 160), 1)
-        label = f"{answer.t:6.1f}s  {answer.label + ': ' if answer.label else ''}{answer.text}"
-        cv2.putText(image, label[:150], (x(answer.t) + 4, text_y), font, 0.45, (120, 0, 120), 1, cv2.LINE_AA)
+        label = f"{answer.t:6.1f}s  {answer.label + ': ' if answer.label else ''}{answer.text}"[:150]
+        (text_w, _), _ = cv2.getTextSize(label, font, 0.45, 1)
+        text_x = min(x(answer.t) + 4, width - right - text_w)  # keep the whole label inside the picture
+        cv2.putText(image, label, (max(left, text_x), text_y), font, 0.45, (120, 0, 120), 1, cv2.LINE_AA)
     legend = "bars: informative probability (red = triggered)   line: sum of last 3   green: ground truth"
     cv2.putText(image, title, (left, 22), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(image, legend, (left, height - 10), font, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
