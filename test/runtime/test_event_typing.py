@@ -29,7 +29,7 @@ def test_typer_falls_back_to_spellable_phrases_and_drops_the_unspellable_prompt(
     tok = word_tokenizer(["Hello!", "Goodbye,", "Okay,"])
     backend = SimpleNamespace(tokenizer=tok, tokens=tok.special_tokens())  # the constructor reads only these
     typer = EventTyper(backend, set(Behaviour))
-    assert typer.prefix == [tok.special_tokens().im_end]
+    assert typer.prefix == [tok.special_tokens().im_end] and typer.uses_marker
     by_behaviour = {b: tok.decode(list(ids)) for b, ids in typer.labels}
     expected = {Behaviour.WAKE_UP: "Hello!", Behaviour.INTERRUPTION: "Okay,", Behaviour.TERMINATION: "Goodbye,"}
     assert by_behaviour == expected
@@ -39,5 +39,5 @@ def test_full_vocabularies_use_the_prompt_and_the_plain_label_words():
     tok = tiny_tokenizer()
     backend = SimpleNamespace(tokenizer=tok, tokens=tok.special_tokens())
     typer = EventTyper(backend, set(Behaviour))
-    assert tok.decode(typer.prefix[1:]) == "This is about:"
+    assert tok.decode(typer.prefix[1:]) == "This is about:" and not typer.uses_marker
     assert len(typer.labels) == 8

@@ -222,7 +222,7 @@ class Assistant:
     def _finish(self, answer: _Answer) -> None:
         """A normally ended answer: state back to awake, then type it and let the state follow the event."""
         self._apply(Transition.ANSWER_FINISHED)
-        typing = self.typer.type_answer()
+        typing = self.typer.type_answer(answer.ids[0] if answer.ids else None)
         text = self.backend.tokenizer.decode_answer(list(answer.ids))
         event = Event(
             typing.behaviour, typing.confidence, text, answer.answer_id, answer.segment_index, answer.stamp_ns

@@ -7,6 +7,10 @@ log-probability of its label tokens; the confidence is the softmax over the cand
 winner. Scoring runs on top of the live KV cache and restores it afterwards (`Backend.score`), so the session
 continues exactly as if no scoring had happened. A "nothing" label competes too: when it wins, or when the winner
 is a disabled behaviour, the event is NONE. Cost: one small prefill per candidate (prompt + label, about 8 rows).
+
+Word-level vocabularies (the demo model's) cannot spell the prompt; then the phrases are the opening words of the
+world's answers, scored after <|im_end|> and the answer's own marker: "how would you start this answer again",
+which the context of the answer just given decides.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class EventTyper:
         tok = backend.tokenizer
         prompt_ids = next((ids for p in prompts if (ids := spellable(tok, p)) is not None), [])
         self.prefix = [backend.tokens.im_end, *prompt_ids]  # the answer has ended: scoring follows im_end
+        self.uses_marker = not prompt_ids  # no prompt: the phrases are an answer's first words, after its marker
         self.labels: list[tuple[Behaviour, tuple[int, ...]]] = []
         for behaviour, phrases in (LABEL_PHRASES if words is None else words).items():
             for phrase in (phrases,) if isinstance(phrases, str) else phrases:
@@ -77,9 +82,11 @@ class EventTyper:
         if not self.labels:
             raise ValueError("no label phrase can be spelled by this tokenizer")
 
-    def type_answer(self) -> Typing:
-        """Type the answer that just ended (it is the latest content of the backend's cache)."""
-        scores = self.backend.score(self.prefix, [ids for _, ids in self.labels])
+    def type_answer(self, marker: int | None = None) -> Typing:
+        """Type the answer that just ended (it is the latest content of the backend's cache); `marker` is the
+        answer's first token, used when the tokenizer cannot spell the prompt."""
+        prefix = [*self.prefix, marker] if self.uses_marker and marker is not None else self.prefix
+        scores = self.backend.score(prefix, [ids for _, ids in self.labels])
         best = max(range(len(scores)), key=lambda i: scores[i])
         top = max(scores)
         total = sum(math.exp(s - top) for s in scores)
