@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive, help="training steps (default: the recipe's)")
     p.add_argument("--seed", type=int, help="seed of the model init, the training streams and their order")
     p.add_argument("--config", type=Path, help="YAML file of recipe keys overriding the demo recipe")
-    p.add_argument("--threads", type=_positive, help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=_positive, help="torch CPU threads (default 1)")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation after training")
     return p
 

@@ -208,3 +208,45 @@ def encode_stream(model: ViSpeakForCausalLM, stream: Stream, batch: int = 16) ->
 def user_embeddings(model: ViSpeakForCausalLM, sample: Sample, feats: StreamFeatures) -> torch.Tensor:
     """User-stream rows [T, H]: token embeddings with frame (projected now: the projector trains) and audio rows."""
     return model.embed_user_stream(sample.user_ids, model.mm_projector(feats.vision), feats.audio)
+
+
+def crop(sample: Sample, feats: StreamFeatures, first: int, last: int) -> tuple[Sample, StreamFeatures] | None:
+    """The system prompt followed by seconds [first, last) of a sample, or None when an answer is being spoken at
+    the cut (the crop would start mid-answer). Short crops train attention to find the current frame quickly; the
+    labels are those of the full stream, row for row."""
+    keep = [i for i, b in enumerate(sample.blocks) if first <= b.second < last]
+    if not keep:
+        return None
+    start = sample.block_ends[keep[0] - 1] + 1
+    stop = sample.block_ends[keep[-1]] + 1
+    system_end = sample.block_ends[0] + 1
+    if int(sample.agent_ids[start]) != int(sample.agent_ids[system_end]):  # the row after the system prompt is pad
+        return None
+    rows = torch.cat([torch.arange(system_end), torch.arange(start, stop)])
+    offset = start - system_end
+    blocks = [sample.blocks[0], *(sample.blocks[i] for i in keep)]
+    ends = [sample.block_ends[0], *(sample.block_ends[i] - offset for i in keep)]
+    cropped = Sample(
+        name=f"{sample.name}[{first}:{last}]",
+        blocks=blocks,
+        block_ends=ends,
+        user_ids=sample.user_ids[rows],
+        agent_ids=sample.agent_ids[rows],
+        lm_labels=sample.lm_labels[rows],
+        info_labels=sample.info_labels[rows],
+        answers=[],
+    )
+    return cropped, StreamFeatures(vision=feats.vision[first:last], audio=feats.audio[first:last])
+
+
+def add_silence_labels(sample: Sample, pad: int) -> Sample:
+    """Label pad (stay silent) at every frame block's seg row where no answer starts and none is running: the
+    speak/stay-silent decision as an LM target, the frame-level analogue of the spec's pad labels after audio
+    segments in audio-proactive data. It gives the tiny from-scratch LLM a dense signal for finding events in the
+    current frame, which the informative head (the row before) shares."""
+    for block, end in zip(sample.blocks, sample.block_ends, strict=True):
+        if block.kind != "frame" or int(sample.lm_labels[end]) != IGNORE or end + 1 >= len(sample.agent_ids):
+            continue
+        if int(sample.agent_ids[end + 1]) == pad and int(sample.agent_ids[end]) == pad:
+            sample.lm_labels[end] = pad
+    return sample

@@ -28,6 +28,7 @@ from vispeak_ros.training.data import build_sample, encode_stream, plan_answers,
 
 HELDOUT_SEED = 7
 HELDOUT_SIZE = (240, 240)
+NONE_DURATION_S = 60.0
 NONE_LABEL = "none"
 UNKNOWN_LABEL = "unknown"
 _LABELS = {behaviour: scenario for scenario, behaviour in world.BEHAVIOURS.items()}
@@ -46,15 +47,21 @@ def behaviour_of(text: str) -> str:
 
 
 def heldout_streams(
-    per_scenario: int = 6, seed: int = HELDOUT_SEED, size: tuple[int, int] = HELDOUT_SIZE
+    per_scenario: int = 6,
+    seed: int = HELDOUT_SEED,
+    size: tuple[int, int] = HELDOUT_SIZE,
+    none_duration_s: float = NONE_DURATION_S,
 ) -> list[world.Stream]:
     """The fixed held-out set: `per_scenario` streams of each scenario from the held-out split (its own seeds and
-    background palette), square frames at 1 fps (only the frame at each whole second is used)."""
+    background palette), square frames at 1 fps (only the frame at each whole second is used). Event-free streams
+    last `none_duration_s` each, so that false triggers per minute rest on minutes of video."""
     seeds = world.split_seeds(per_scenario * len(world.SCENARIOS), seed, "heldout")
-    return [
-        world.generate(world.SCENARIOS[i % len(world.SCENARIOS)], s, "heldout", size=size, fps=1.0)
-        for i, s in enumerate(seeds)
-    ]
+    streams = []
+    for i, s in enumerate(seeds):
+        scenario = world.SCENARIOS[i % len(world.SCENARIOS)]
+        duration = none_duration_s if scenario == "none" else None
+        streams.append(world.generate(scenario, s, "heldout", duration, size=size, fps=1.0))
+    return streams
 
 
 @dataclass
@@ -99,7 +106,7 @@ def run_stream(model: ViSpeakForCausalLM, stream: world.Stream, reactive: bool |
     answers: list[SpokenAnswer] = []
     pending: SpokenAnswer | None = None
     for i in range(first + 1, len(blocks)):
-        result = session.feed(user[ends[i - 1] + 1 : ends[i] + 1])
+        result = session.feed(user[ends[i - 1] + 1 : ends[i] + 1], kind=blocks[i].kind)
         if pending is not None and result.finished:
             pending.text = tok.decode_answer(session.answer)
             answers.append(pending)
