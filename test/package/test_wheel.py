@@ -32,6 +32,8 @@ def test_wheel_holds_our_and_audio_common_message_definitions(wheel):
     assert any(n.startswith("vispeak_ros/ros/audio_common_msgs/mgonzs13/") for n in names)
     assert any(n.startswith("vispeak_ros/ros/audio_common_msgs/ros_drivers/") for n in names)
     assert not any(n.startswith(("test/", "benchmarks/")) for n in names)
+    assert "vispeak_ros/data/demo_model/model.safetensors" in names
+    assert any(n.startswith("vispeak_ros/data/demo_recording/") and n.endswith(".mcap") for n in names)
 
 
 def test_installed_wheel_runs_the_demo_from_an_empty_directory(wheel, tmp_path):
@@ -45,7 +47,7 @@ def test_installed_wheel_runs_the_demo_from_an_empty_directory(wheel, tmp_path):
     empty.mkdir()
     code = "import vispeak_ros, sys; print(vispeak_ros.__file__); from vispeak_ros.tools.demo import main; main()"
     result = subprocess.run(
-        [sys.executable, "-c", code, "--seconds", "2"],
+        [sys.executable, "-c", code],
         cwd=empty,
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -54,4 +56,5 @@ def test_installed_wheel_runs_the_demo_from_an_empty_directory(wheel, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(str(target))  # the installed copy ran, not the source tree
-    assert lines[-1].startswith("done: 2 segments")
+    assert lines[-1].startswith("done: ")
+    assert (empty / "demo_recording.timeline.png").is_file()  # outputs land in the current directory

@@ -1,33 +1,70 @@
-"""vispeak-demo runs the real input pipeline on a generated recording and shows every segment it cuts."""
+"""vispeak-demo runs the assistant with the bundled demo model on the bundled recording, from any directory."""
 
 import io
 import subprocess
 import sys
 
+import pytest
+
+from vispeak_ros import data
 from vispeak_ros.tools import demo
 
 
-def test_demo_cuts_one_complete_segment_per_second_with_audio_300ms_behind_video():
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("demo")
     out = io.StringIO()
-    assert demo.run(seconds=5, fps=15, frame_policy="latest", audio_delay_ms=300, seed=0, out=out) == 0
-    lines = out.getvalue().splitlines()
-    assert "no model yet" in lines[0]
-    segments = [line for line in lines if line.startswith("segment")]
-    assert len(segments) == 5
-    assert all("audio 100%" in line and "complete" in line for line in segments[:-1])
-    assert "frame @ 0.933 s (320x240)" in segments[0]  # the newest of the 15 frames in [0, 1) s
-    assert lines[-1].startswith("done: 5 segments") and "skipped undecoded 70" in lines[-1]
+    answers = demo.run(data.demo_recording(), "", out_dir, data.demo_annotations(), out=out)
+    return out_dir, out.getvalue().splitlines(), answers
 
 
-def test_official_policy_takes_the_first_frame_of_each_second():
-    out = io.StringIO()
-    demo.run(seconds=3, fps=15, frame_policy="official", audio_delay_ms=0, seed=0, out=out)
-    assert "frame @ 1.000 s" in out.getvalue().splitlines()[3]
+def test_demo_greets_the_wave_in_time_and_says_what_it_saw(demo_run):
+    _, lines, answers = demo_run
+    assert answers >= 1
+    assert any(line.strip().startswith("event WAKE_UP") for line in lines)
+    wake = next(line for line in lines if line.startswith("ground truth") and "WAKE_UP" in line)
+    assert "answered at" in wake
+    assert lines[-1].startswith(f"done: {answers} answers")
 
 
-def test_bad_arguments_exit_non_zero_with_a_one_line_error():
+def test_demo_writes_a_recording_and_a_timeline_picture(demo_run):
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    out_dir, _, answers = demo_run
+    picture = out_dir / "demo_recording.timeline.png"
+    assert picture.stat().st_size > 10_000
+    with AnyReader([out_dir / "demo_recording.vispeak"], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as bag:
+        counts = {c.topic: c.msgcount for c in bag.connections}
+    assert counts["/vispeak/informative"] >= 55  # one per second of the one-minute recording
+    assert counts["/vispeak/events"] >= 1 and counts["/vispeak/feedback"] >= 2 * answers - 1
+
+
+def test_demo_replaces_its_own_output_but_not_foreign_files(tmp_path):
+    foreign = tmp_path / "demo_recording.vispeak"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an earlier vispeak-demo output"):
+        demo._prepare_output(tmp_path, "demo_recording")
+    (foreign / "notes.txt").unlink()
+    (foreign / "metadata.yaml").write_text("")
+    demo._prepare_output(tmp_path, "demo_recording")
+    assert not foreign.exists()
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--recording", "/no/such/bag"], 2, "vispeak-demo: error: recording not found: /no/such/bag"),
+        (["--checkpoint", "/no/such/model"], 1, "vispeak-demo: error:"),
+        (["--alignment", "eager"], 2, "vispeak-demo: error: argument --alignment"),
+    ],
+)
+def test_bad_arguments_exit_non_zero_with_a_one_line_error(tmp_path, args, code, message):
     result = subprocess.run(
-        [sys.executable, "-m", "vispeak_ros.tools.demo", "--seconds", "-1"], capture_output=True, text=True
+        [sys.executable, "-m", "vispeak_ros.tools.demo", "--output-dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
     )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "vispeak-demo: error: argument --seconds: must be > 0, got -1"
+    assert result.returncode == code
+    assert result.stderr.strip().splitlines()[-1].startswith(message)

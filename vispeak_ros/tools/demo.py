@@ -1,170 +1,166 @@
 """vispeak-demo: the main job on the embedded default, no GPU and no ROS needed.
 
-Until the tiny demo model ships, this runs a generated recording through the real input pipeline (message
-conversions, streaming resampler, segmenter) and prints every one-second segment it cuts. No model runs yet:
-the output says so.
+Runs the assistant with the bundled tiny demo model (trained here on the synthetic gesture world) over the bundled
+demo recording (a rosbag2 MCAP session: a person wakes the assistant, gives a thumbs up, points at an object,
+interrupts an answer with a raised palm and waves goodbye). The recording goes through the same conversions,
+segmenter and runtime worker as a live stream on a robot; feedback and events are printed as they happen, and two
+files are written into the output directory (the current one by default):
 
-The recording: a 15 fps camera publishing JPEG `sensor_msgs/CompressedImage` of a ball crossing the view, and a
-microphone publishing 48 kHz stereo `audio_common_msgs/AudioStamped` (mgonzs13 flavour) chunks that reach us
-300 ms after the video, both built as real rosbags messages.
+- `<recording>.vispeak/`: a rosbag2 MCAP recording of the feedback, events and per-segment informative scores;
+- `<recording>.timeline.png`: the informative score against the trigger rule, the answers, the ground truth.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+import time
+from pathlib import Path
+from typing import TextIO
 
-import numpy as np
+from vispeak_ros.core.clock import NS_PER_S
 
-from vispeak_ros.core.clock import NS_PER_S, ns_to_seconds
-from vispeak_ros.core.segmenter import FramePolicy, Segment, Segmenter, SegmenterConfig
-
-START_NS = 1_700_000_000 * NS_PER_S  # recordings carry a robot's wall-clock stamps, far from zero
-MIC_RATE = 48_000
-MIC_CHUNK = 1024
-# mgonzs13 AudioData fills only the array matching its format (float32 here); the others stay empty.
-UNUSED_AUDIO_FIELDS = {
-    "int32_data": np.zeros(0, np.int32),
-    "int16_data": np.zeros(0, np.int16),
-    "int8_data": np.zeros(0, np.int8),
-    "uint8_data": np.zeros(0, np.uint8),
-}
+SPEAKER = {0: "text", 1: "audio", 2: "visual"}
 
 
-@dataclass(frozen=True)
-class Arrival:
-    """A message as the node would receive it: when it arrives, and on which input."""
-
-    arrival_ns: int
-    kind: str  # "camera" | "microphone"
-    msg: Any
+def _ground_truth(path: Path | None) -> list[dict]:
+    if path is None or not path.is_file():
+        return []
+    return json.loads(path.read_text(encoding="utf-8")).get("events", [])
 
 
-def _header(store: Any, stamp_ns: int, frame_id: str) -> Any:
-    sec, nanosec = divmod(stamp_ns, NS_PER_S)
-    types = store.types
-    return types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec, nanosec), frame_id=frame_id)
+def _prepare_output(folder: Path, name: str) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    bag, picture = folder / f"{name}.vispeak", folder / f"{name}.timeline.png"
+    if bag.exists():  # our own earlier output: a rosbag2 folder with nothing but its metadata and storage
+        contents = {p.suffix for p in bag.iterdir()}
+        if not bag.is_dir() or not contents <= {".yaml", ".mcap"}:
+            raise FileExistsError(f"{bag} exists and is not an earlier vispeak-demo output; move it away")
+        shutil.rmtree(bag)
+    return bag, picture
 
 
-def _camera_frame(t: float, width: int = 320, height: int = 240) -> np.ndarray:
-    """A ball crossing a gradient background; its position encodes the time, so frame choice is visible."""
-    ys, xs = np.mgrid[0:height, 0:width]
-    image = np.stack([xs * 255 // width, ys * 255 // height, np.full_like(xs, 96)], axis=-1).astype(np.uint8)
-    cx = int((t * 37) % width)
-    cy = height // 2 + int(40 * np.sin(t))
-    image[(xs - cx) ** 2 + (ys - cy) ** 2 < 20**2] = (250, 40, 40)
-    return image
+def run(
+    recording: Path,
+    checkpoint: str,
+    output_dir: Path,
+    annotations: Path | None = None,
+    alignment: str = "trained",
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run the demo; returns the number of answers given."""
+    from vispeak_ros.runtime.assistant import Assistant
+    from vispeak_ros.runtime.config import RuntimeConfig
+    from vispeak_ros.runtime.outputs import FeedbackChunk, FinalAnswer, InformativeRecord, TypedEvent
+    from vispeak_ros.runtime.worker import Emitted, Worker
+    from vispeak_ros.tools.bag_source import SourceStats, read_segments
+    from vispeak_ros.tools.output_bag import OutputBag
+    from vispeak_ros.tools.timeline import AnswerMark, ScorePoint, Window, draw_timeline, save_timeline
 
+    started = time.perf_counter()
+    config = RuntimeConfig(checkpoint=checkpoint, alignment=alignment)
+    assistant = Assistant(config)
+    print(f"vispeak-demo: model {checkpoint or 'bundled demo checkpoint'}, recording {recording}", file=out)
+    bag_path, picture_path = _prepare_output(output_dir, recording.name)
+    origin: list[int] = []  # stream time of the first segment, for printing seconds from the start
+    scores: list[ScorePoint] = []
+    marks: list[AnswerMark] = []
+    answers: dict[int, FinalAnswer] = {}
 
-def generate_recording(seconds: float, fps: float, audio_delay_ms: float, seed: int) -> Iterator[Arrival]:
-    """Camera and microphone messages of a `seconds`-long recording, in the order they arrive."""
-    from vispeak_ros.ros import audio_common
-    from vispeak_ros.ros.conversions.image import rgb_to_compressed_msg_fields
+    def seconds(stamp_ns: int) -> float:
+        return (stamp_ns - origin[0]) / NS_PER_S
 
-    store = audio_common.typestore("mgonzs13")
-    types = store.types
-    rng = np.random.default_rng(seed)
-    arrivals: list[Arrival] = []
-    for i in range(int(seconds * fps)):
-        stamp = START_NS + round(i * NS_PER_S / fps)
-        fields = rgb_to_compressed_msg_fields(_camera_frame(ns_to_seconds(stamp - START_NS)), "jpeg", quality=80)
-        msg = types["sensor_msgs/msg/CompressedImage"](header=_header(store, stamp, "camera"), **fields)
-        arrivals.append(Arrival(stamp + int(rng.integers(5, 30)) * 1_000_000, "camera", msg))
-    info = types["audio_common_msgs/msg/AudioInfo"](format=1, channels=2, rate=MIC_RATE, chunk=MIC_CHUNK)
-    total = int(seconds * MIC_RATE)
-    for start in range(0, total - MIC_CHUNK + 1, MIC_CHUNK):
-        t = (start + np.arange(MIC_CHUNK)) / MIC_RATE
-        tone = 0.3 * np.sin(2 * np.pi * 440.0 * t) + 0.01 * rng.standard_normal(MIC_CHUNK)
-        stereo = np.stack([tone, 0.5 * tone], axis=-1).astype(np.float32).reshape(-1)
-        data = types["audio_common_msgs/msg/AudioData"](float32_data=stereo, **UNUSED_AUDIO_FIELDS)
-        audio = types["audio_common_msgs/msg/Audio"](audio_data=data, info=info)
-        stamp = START_NS + start * NS_PER_S // MIC_RATE
-        end = START_NS + (start + MIC_CHUNK) * NS_PER_S // MIC_RATE
-        msg = types["audio_common_msgs/msg/AudioStamped"](header=_header(store, stamp, "microphone"), audio=audio)
-        arrivals.append(Arrival(end + round(audio_delay_ms * 1_000_000), "microphone", msg))
-    arrivals.sort(key=lambda a: a.arrival_ns)
-    return iter(arrivals)
+    with OutputBag(bag_path) as bag:
 
+        def on_output(emitted: Emitted) -> None:
+            output = emitted.output
+            if isinstance(output, InformativeRecord):
+                bag.informative(
+                    output.stamp_ns, output.segment_index, output.probability, output.running_sum,
+                    output.threshold, output.triggered,
+                )  # fmt: skip
+                scores.append(ScorePoint(seconds(output.stamp_ns), output.probability, output.running_sum,
+                                         output.triggered))  # fmt: skip
+            elif isinstance(output, FeedbackChunk):
+                bag.feedback(
+                    output.stamp_ns, output.text, True, output.answer_id, output.trigger, output.answer_segment_index,
+                    output.answer_stamp_ns, output.informative or 0.0, emitted.latency_s,
+                )  # fmt: skip
+                print(f"[{seconds(output.answer_stamp_ns):6.2f} s] {SPEAKER[int(output.trigger)]:>6} "
+                      f"#{output.answer_id}: {output.text}", file=out)  # fmt: skip
+            elif isinstance(output, FinalAnswer):
+                answers[output.answer_id] = output
+                bag.feedback(
+                    output.stamp_ns, output.text, False, output.answer_id, output.trigger,
+                    output.answer_segment_index, output.answer_stamp_ns, 0.0, emitted.latency_s,
+                )  # fmt: skip
+                if output.reason != "im_end":
+                    print(f"{'':11}answer #{output.answer_id} {output.reason}", file=out)
+            elif isinstance(output, TypedEvent):
+                event = output.event
+                bag.event(event.stamp_ns, event.behaviour, event.confidence, event.text, event.answer_id,
+                          event.segment_index)  # fmt: skip
+                print(f"{'':11}event {event.behaviour.name} ({event.confidence:.2f})", file=out)
+                marks.append(AnswerMark(seconds(event.stamp_ns), event.text, event.behaviour.name))
 
-def describe(segment: Segment, origin_ns: int) -> str:
-    t0, t1 = ns_to_seconds(segment.start_ns - origin_ns), ns_to_seconds(segment.end_ns - origin_ns)
-    if segment.missing_video:
-        frame = "no frame"
-    else:
-        height, width = segment.frame.shape[:2]
-        frame = f"frame @{ns_to_seconds(segment.frame_stamp_ns - origin_ns):6.3f} s ({width}x{height})"
-    audio = f"audio {segment.audio_coverage:4.0%} rms {float(np.sqrt(np.mean(segment.audio**2))):.3f}"
-    texts = f"  text: {[t.text for t in segment.texts]}" if segment.texts else ""
-    state = "partial" if segment.partial else "complete"
-    return f"segment {segment.index:3d}  [{t0:6.2f}, {t1:6.2f}) s  {frame}  {audio}  {state}{texts}"
-
-
-def run(seconds: float, fps: float, frame_policy: str, audio_delay_ms: float, seed: int, out=sys.stdout) -> int:
-    from vispeak_ros.ros.conversions.audio import AudioStreamConverter
-    from vispeak_ros.ros.conversions.image import decode_frame, frame_payload
-
-    print("vispeak-demo: no model yet (the tiny demo model is a later issue): showing the input pipeline.", file=out)
-    print(
-        f"recording: {seconds:g} s, camera {fps:g} fps JPEG, microphone {MIC_RATE} Hz stereo "
-        f"{audio_delay_ms:g} ms behind the video; frame policy {frame_policy}",
-        file=out,
-    )
-    segmenter = Segmenter(SegmenterConfig(frame_policy=FramePolicy(frame_policy)), decode_frame=decode_frame)
-    microphone = AudioStreamConverter("audio", flavour="mgonzs13")
-    segments: list[Segment] = []
-    for arrival in generate_recording(seconds, fps, audio_delay_ms, seed):
-        if arrival.kind == "camera":
-            payload = frame_payload(arrival.msg, "camera/image_raw/compressed")
-            closed = segmenter.add_frame(payload.stamp_ns, payload)
-        else:
-            closed = []
-            for chunk in microphone.convert(arrival.msg):
-                closed += segmenter.add_audio(chunk.stamp_ns, chunk.samples)
-        for segment in closed:
-            print(describe(segment, START_NS), file=out)
-        segments += closed
-    for chunk in microphone.flush():
-        segmenter.add_audio(chunk.stamp_ns, chunk.samples)
-    for segment in segmenter.flush():
-        print(describe(segment, START_NS), file=out)
-        segments.append(segment)
-    stats = segmenter.stats
-    print(
-        f"done: {len(segments)} segments ({stats.segments_partial} partial), frames used {stats.frames_used} / "
-        f"skipped undecoded {stats.frames_skipped} / dropped {stats.frames_late + stats.frames_backwards}, "
-        f"audio gaps {stats.audio_gaps}, decode errors {stats.decode_errors}",
-        file=out,
-    )
-    return 0
-
-
-def positive(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return number
+        stats = SourceStats()
+        with Worker(assistant, on_output=on_output, replay=True) as worker:
+            for segment in read_segments(recording, stats=stats):
+                if not origin:
+                    origin.append(segment.start_ns)
+                worker.submit(segment)
+            worker.wait_idle()
+        if worker.error is not None:
+            raise worker.error
+    for answer_id, answer in answers.items():  # answers that were cut or typed NONE still belong on the timeline
+        if not any(m.text == answer.text and abs(m.t - seconds(answer.answer_stamp_ns)) < 1e-6 for m in marks):
+            marks.append(AnswerMark(seconds(answer.answer_stamp_ns), answer.text, f"#{answer_id} {answer.reason}"))
+    marks.sort(key=lambda m: m.t)
+    truth = _ground_truth(annotations)
+    windows = [Window(e["timespan"][0], e["timespan"][1], e["behaviour"].lower()) for e in truth]
+    title = f"{recording.name}: threshold {config.trigger_threshold:g}, {len(answers)} answers"
+    save_timeline(picture_path, draw_timeline(scores, config.trigger_threshold, marks, windows, title))
+    timely = 0
+    for event in truth:
+        t1, t2 = event["timespan"]
+        hits = [m for m in marks if max(0.0, t1) <= m.t <= t2 + 2.0 and m.label == event["behaviour"]]
+        timely += bool(hits)
+        verdict = f"answered at {hits[0].t:.1f} s" if hits else "missed"
+        print(f"ground truth {event['behaviour']:>16} [{t1:5.1f}, {t2:5.1f}] s: {verdict}", file=out)
+    wall = time.perf_counter() - started
+    summary = f"done: {len(answers)} answers"
+    if truth:
+        summary += f", {timely}/{len(truth)} ground-truth events answered in time"
+    print(f"{summary}; {len(scores)} s of stream in {wall:.1f} s; wrote {bag_path} and {picture_path}", file=out)
+    return len(answers)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vispeak_ros import data
+
     parser = argparse.ArgumentParser(
         prog="vispeak-demo",
-        description="Run the assistant's input pipeline on a generated recording (no GPU, no ROS).",
+        description="Run the assistant with the bundled demo model on the bundled recording (no GPU, no ROS).",
     )
-    parser.add_argument("--seconds", type=positive, default=10.0, help="recording length in seconds (default 10)")
-    parser.add_argument("--fps", type=positive, default=15.0, help="camera frame rate (default 15)")
-    parser.add_argument(
-        "--frame-policy", choices=[p.value for p in FramePolicy], default="latest", help="frame per segment"
-    )
-    parser.add_argument("--audio-delay-ms", type=float, default=300.0, help="microphone lag behind the camera")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed of the recording")
+    parser.add_argument("--recording", type=Path, help="a rosbag2 recording (default: the bundled demo session)")
+    parser.add_argument("--checkpoint", default="", help="checkpoint directory (default: the bundled demo model)")
+    parser.add_argument("--output-dir", type=Path, default=Path.cwd(), help="where outputs go (default: here)")
+    parser.add_argument("--alignment", choices=["trained", "pad"], default="trained", help="speaking while watching")
     args = parser.parse_args(argv)
-    if args.seconds > 3600:
-        parser.error("--seconds must be at most 3600")
-    return run(args.seconds, args.fps, args.frame_policy, args.audio_delay_ms, args.seed)
+    recording = args.recording or data.demo_recording()
+    annotations = data.demo_annotations() if args.recording is None else None
+    if not recording.exists():
+        parser.error(f"recording not found: {recording}")
+    try:
+        run(recording, args.checkpoint, args.output_dir, annotations, args.alignment)
+    except (ValueError, OSError) as error:  # bad checkpoint, bad recording, unwritable output: one line
+        print(f"vispeak-demo: error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
