@@ -29,6 +29,7 @@ from vispeak_ros.training.data import build_sample, encode_stream, plan_answers,
 HELDOUT_SEED = 7
 HELDOUT_SIZE = (240, 240)
 NONE_DURATION_S = 60.0
+MAX_ANSWER = 24  # tokens: the longest answer the world scores (anomaly warning, 10 words) fits with room
 NONE_LABEL = "none"
 UNKNOWN_LABEL = "unknown"
 _LABELS = {behaviour: scenario for scenario, behaviour in world.BEHAVIOURS.items()}
@@ -80,8 +81,11 @@ class StreamResult:
 
 
 @torch.no_grad()
-def run_stream(model: ViSpeakForCausalLM, stream: world.Stream, reactive: bool | None = None) -> StreamResult:
-    """Feed one stream through a fresh `StreamingSession`; collect every answer with its decision time."""
+def run_stream(
+    model: ViSpeakForCausalLM, stream: world.Stream, reactive: bool | None = None, max_answer_tokens: int = MAX_ANSWER
+) -> StreamResult:
+    """Feed one stream through a fresh `StreamingSession`; collect every answer with its decision time. Answers are
+    cut at `max_answer_tokens` (every world answer to score is shorter), so an untrained model cannot stall it."""
     tok = model.tokenizer
     if tok is None:
         raise ValueError("the model has no tokenizer")
@@ -94,7 +98,7 @@ def run_stream(model: ViSpeakForCausalLM, stream: world.Stream, reactive: bool |
     user = model.embed_user_stream(sample.user_ids, images, feats.audio.to(model.dtype))
     if reactive is None:
         reactive = any(e.behaviour == Behaviour.VISUAL_REFERENCE for e in stream.events)
-    session = StreamingSession(model, specials, reactive=reactive)
+    session = StreamingSession(model, specials, reactive=reactive, max_answer_tokens=max_answer_tokens)
     ends = sample.block_ends
     last_prefill = max((ends[a.block] + len(tok.encode(a.text)) + 2 for a in prefill), default=ends[0])
     first = next(i for i, end in enumerate(ends) if end >= last_prefill) if prefill else 0
