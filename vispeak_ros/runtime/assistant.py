@@ -46,7 +46,7 @@ from vispeak_ros.core.session_state import SessionMachine, SessionState, Transit
 from vispeak_ros.runtime.backends.base import Backend, BlockKind, StepResult
 from vispeak_ros.runtime.chunking import SentenceChunker
 from vispeak_ros.runtime.config import RuntimeConfig
-from vispeak_ros.runtime.event_typing import EventTyper
+from vispeak_ros.runtime.event_typing import EventTyper, Typing
 from vispeak_ros.runtime.outputs import (
     FeedbackChunk,
     FinalAnswer,
@@ -70,6 +70,7 @@ class _Answer:
     stamp_ns: int
     informative: float | None
     from_idle: bool = False  # nobody had woken the assistant when this answer started
+    typing: Typing | None = None  # typed at the start (word-level vocabularies), else after the end
     ids: tuple[int, ...] = ()
     sent: str = ""  # decoded text already handed to the chunker
     chunker: SentenceChunker = field(default_factory=SentenceChunker)
@@ -185,8 +186,12 @@ class Assistant:
         marker = self.backend.tokenizer.decode([marker_id], skip_special_tokens=False)
         informative = result.informative_prob if kind == "frame" else None
         from_idle = self.state is SessionState.IDLE or (self.answer is None and self._idle_before_cut)
-        self.answer = _Answer(self.answers, trigger, marker, index, stamp, informative, from_idle, result.started_ids)
+        self.answer = _Answer(
+            self.answers, trigger, marker, index, stamp, informative, from_idle, ids=result.started_ids
+        )
         self.answers += 1
+        if self.typer.uses_marker:
+            self.answer.typing = self.typer.type_at_start(marker_id)
         self._apply(Transition.ANSWER_STARTED)
 
     def _extend(self, answer: _Answer, ids: tuple[int, ...]) -> None:
@@ -222,7 +227,7 @@ class Assistant:
     def _finish(self, answer: _Answer) -> None:
         """A normally ended answer: state back to awake, then type it and let the state follow the event."""
         self._apply(Transition.ANSWER_FINISHED)
-        typing = self.typer.type_answer(answer.ids[0] if answer.ids else None)
+        typing = answer.typing or self.typer.type_answer(answer.ids[0] if answer.ids else None)
         text = self.backend.tokenizer.decode_answer(list(answer.ids))
         event = Event(
             typing.behaviour, typing.confidence, text, answer.answer_id, answer.segment_index, answer.stamp_ns

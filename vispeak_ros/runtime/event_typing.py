@@ -9,8 +9,8 @@ continues exactly as if no scoring had happened. A "nothing" label competes too:
 is a disabled behaviour, the event is NONE. Cost: one small prefill per candidate (prompt + label, about 8 rows).
 
 Word-level vocabularies (the demo model's) cannot spell the prompt; then the phrases are the opening words of the
-world's answers, scored after <|im_end|> and the answer's own marker: "how would you start this answer again",
-which the context of the answer just given decides.
+world's answers, scored right when the answer starts, after its marker (`type_at_start`): the model's own
+preference among the openings, from the same cache state that decided to speak (then restored, as above).
 """
 
 from __future__ import annotations
@@ -86,6 +86,14 @@ class EventTyper:
         """Type the answer that just ended (it is the latest content of the backend's cache); `marker` is the
         answer's first token, used when the tokenizer cannot spell the prompt."""
         prefix = [*self.prefix, marker] if self.uses_marker and marker is not None else self.prefix
+        return self._type(prefix)
+
+    def type_at_start(self, marker: int) -> Typing:
+        """Type an answer as it starts (the cache ends at the seg row that started it): the model's own preference
+        among the opening phrases after its marker. Used for word-level vocabularies (`uses_marker`)."""
+        return self._type([marker])
+
+    def _type(self, prefix: list[int]) -> Typing:
         scores = self.backend.score(prefix, [ids for _, ids in self.labels])
         best = max(range(len(scores)), key=lambda i: scores[i])
         top = max(scores)
