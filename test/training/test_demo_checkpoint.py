@@ -22,7 +22,9 @@ TEXT = ("interrupt", "thumbs_up")
 
 @pytest.fixture(scope="module")
 def streams():
-    return heldout_streams(PER_SCENARIO)
+    """The held-out streams of the asserted behaviours (the full set, with minutes of event-free video, is what
+    `vispeak-train` reports; decoding its many false-trigger answers takes minutes, too long for the suite)."""
+    return [s for s in heldout_streams(PER_SCENARIO) if s.scenario in TIMED]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def test_random_weights_miss_the_targets(shipped, streams):
     random_model = ViSpeakForCausalLM(shipped.config).eval()
     random_model.requires_grad_(False)
     random_model.tokenizer = shipped.tokenizer
-    report = evaluate(random_model, streams[:7])
+    report = evaluate(random_model, streams)
     assert not meets_targets(report), report.summary()
     assert max(report.text_exact[name] for name in TEXT) < 0.5
 
