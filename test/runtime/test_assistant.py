@@ -224,9 +224,9 @@ def test_a_latched_trigger_answers_an_event_once_and_does_not_preempt_its_own_an
 
 
 def test_the_latch_releases_when_the_probability_falls():
-    from vispeak_ros.runtime.decisions import LatchedTrigger
+    from vispeak_ros.core.trigger import TriggerRule
 
-    rule = LatchedTrigger(0.35, release=0.2)
+    rule = TriggerRule(0.35, release=0.2)
     assert rule.push(0.5).fired
     rule.rearm()
     assert not rule.push(0.9).fired and not rule.push(0.9).fired

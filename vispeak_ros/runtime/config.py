@@ -36,7 +36,7 @@ class RuntimeConfig:
     dtype: str = "float32"
     device: str = "cpu"
     trigger_threshold: float = DEFAULT_THRESHOLD  # speak when the last 3 probabilities sum above
-    trigger_release: float = 1.0  # < 1: after an answer, no trigger until a probability falls below (decisions.py)
+    trigger_release: float = 1.0  # < 1: after an answer, no trigger until a probability falls below (core.trigger)
     window_segments: int = 60  # segments kept in the KV cache besides the system prompt (attention sink)
     max_answer_tokens: int = 128
     audio_questions: bool = False  # reactive decision at audio seg rows (☞); see the runtime README

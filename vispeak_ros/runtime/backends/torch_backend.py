@@ -13,7 +13,6 @@ from vispeak_ros.model.session import SegmentResult, StreamingSession
 from vispeak_ros.model.tokenizer import SpecialTokens
 from vispeak_ros.model.vispeak import ViSpeakForCausalLM
 from vispeak_ros.runtime.backends.base import Backend, BlockKind, StepResult
-from vispeak_ros.runtime.decisions import LatchedTrigger
 
 MAX_BLOCK_ROWS = 192  # the largest block the runtime feeds (a frame is 65 rows, an audio chunk 13; text is cut)
 PROBE_MARGIN_ROWS = 64  # room above the window for label scoring and pad-alignment steps
@@ -90,13 +89,7 @@ class TorchBackend(Backend):
         self.session.start([rows])
         self.session.cancel()  # the official first decision cannot trigger; a reactive start here would be noise
         self.session.next_agent = self.tokens.pad
-        # a fresh trigger for the stream; the latched rule (runtime.decisions) when asked: the session only calls
-        # push and rearm
-        self.session.trigger = (
-            LatchedTrigger(self._threshold, self._release)  # type: ignore[assignment]
-            if self._release < 1.0
-            else TriggerRule(self._threshold)
-        )
+        self.session.trigger = TriggerRule(self._threshold, release=self._release)  # a fresh trigger per stream
 
     def _wrap(self, call, rows: int) -> StepResult:
         """Run a session call and report the answers it touched; the session keeps one list per answer."""
