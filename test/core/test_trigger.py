@@ -15,3 +15,12 @@ def test_trigger_rearms_after_an_answer():
     assert rule.push(0.9).fired
     rule.rearm()
     assert not rule.push(0.2).fired
+
+
+def test_the_latch_releases_when_the_probability_falls():
+    rule = TriggerRule(0.35, release=0.2)
+    assert rule.push(0.5).fired
+    rule.rearm()
+    assert not rule.push(0.9).fired and not rule.push(0.9).fired
+    assert not rule.push(0.1).fired  # released: the queue restarts from this frame
+    assert rule.push(0.3).fired and rule.push(0.3).running_sum == 0.1 + 0.3 + 0.3

@@ -223,17 +223,6 @@ def test_a_latched_trigger_answers_an_event_once_and_does_not_preempt_its_own_an
     assert all(r.running_sum > 0.3 for r in records), "the head stayed high: only the latch held the trigger"
 
 
-def test_the_latch_releases_when_the_probability_falls():
-    from vispeak_ros.core.trigger import TriggerRule
-
-    rule = TriggerRule(0.35, release=0.2)
-    assert rule.push(0.5).fired
-    rule.rearm()
-    assert not rule.push(0.9).fired and not rule.push(0.9).fired
-    assert not rule.push(0.1).fired  # released: the queue restarts from this frame
-    assert rule.push(0.3).fired and rule.push(0.3).running_sum == 0.1 + 0.3 + 0.3
-
-
 def test_audio_seg_rows_decide_only_with_audio_questions_on():
     def starts(**overrides):
         assistant = tiny_assistant(seed=2, trigger_threshold=NEVER, max_answer_tokens=4, **overrides)
