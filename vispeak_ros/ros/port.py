@@ -161,6 +161,28 @@ class Service(Protocol):
 # handler(request, response) -> response, as in rclpy.
 ServiceHandler = Callable[[Any, Any], Any]
 
+# callback({name: new value}) -> (accepted, reason), as rclpy's on-set-parameters callbacks (SetParametersResult).
+# Called before the new values are stored; a rejected change leaves every parameter as it was.
+ParameterCallback = Callable[[dict[str, Any]], tuple[bool, str]]
+
+
+class ActionClient(Protocol):
+    """The fire-and-cancel use of a ROS 2 action client that speech needs (audio_common's `say` TTS action).
+
+    `send_goal` never blocks: the goal is sent asynchronously and its result ignored. `cancel_goals` cancels every
+    goal this client sent that is still running. Only the rclpy adapter has actions; the DDS adapter raises
+    `NotImplementedError` from `create_action_client` and the node falls back to topics.
+    """
+
+    name: str
+    action_type: str
+
+    def server_is_ready(self) -> bool: ...
+
+    def send_goal(self, **fields: Any) -> None: ...
+
+    def cancel_goals(self) -> None: ...
+
 
 class GraphPort(Protocol):
     """One node on the ROS graph. Node logic uses only this; adapters implement it."""
@@ -186,6 +208,12 @@ class GraphPort(Protocol):
     def declare_parameter(self, name: str, default: Any, descriptor: ParameterDescriptor | None = None) -> Any: ...
 
     def get_parameter(self, name: str) -> Any: ...
+
+    def add_parameter_callback(self, callback: ParameterCallback) -> None:
+        """Called with every requested change of declared parameters (rclpy: `ros2 param set`)."""
+        ...
+
+    def create_action_client(self, action_type: str, name: str) -> ActionClient: ...
 
     def now_ns(self) -> int:
         """ROS time in nanoseconds: /clock when use_sim_time is true, else the system clock."""

@@ -106,6 +106,31 @@ def test_parameters_from_overrides_and_params_file(make_node, tmp_path) -> None:
         node.declare_parameter("threshold", 0.1)
 
 
+def test_run_time_parameter_changes_are_checked_then_offered_to_callbacks(make_node) -> None:
+    node = make_node("vispeak")
+    node.declare_parameter("threshold", 0.35, port.ParameterDescriptor(min_value=0.0, max_value=3.0))
+    node.declare_parameter("checkpoint", "", port.ParameterDescriptor(read_only=True))
+    seen: list[dict] = []
+
+    def callback(changes: dict) -> tuple[bool, str]:
+        seen.append(changes)
+        return (changes.get("threshold", 0.0) != 2.5, "2.5 is refused by the node")
+
+    node.add_parameter_callback(callback)
+    assert node.set_parameters({"threshold": 1}) == (True, "")
+    assert node.get_parameter("threshold") == 1.0 and seen == [{"threshold": 1.0}]
+    assert node.set_parameters({"threshold": 2.5}) == (False, "2.5 is refused by the node")
+    assert node.set_parameters({"threshold": 9.0})[1] == "parameter 'threshold': 9.0 is above its maximum 3.0"
+    assert node.set_parameters({"checkpoint": "/x"}) == (False, "parameter 'checkpoint' is read-only")
+    assert node.set_parameters({"nope": 1}) == (False, "parameter 'nope' is not declared")
+    assert node.get_parameter("threshold") == 1.0
+
+
+def test_actions_need_rclpy(make_node) -> None:
+    with pytest.raises(NotImplementedError, match="need the rclpy adapter; over plain DDS use topics"):
+        make_node("vispeak").create_action_client("audio_common_msgs/action/TTS", "say")
+
+
 def test_new_message_defaults_and_byte_fields(make_node) -> None:
     node = make_node("messages")
     msg = node.new_message("sensor_msgs/msg/CompressedImage", format="jpeg", data=b"\xff\xd8\xff")

@@ -461,6 +461,7 @@ class DdsNode:
         self._overrides = overrides
         self._parameters: dict[str, Any] = {}
         self._descriptors: dict[str, port.ParameterDescriptor] = {}
+        self._parameter_callbacks: list[port.ParameterCallback] = []
         self._sim_time_ns: int | None = None
         self._use_sim_time = bool(self.declare_parameter("use_sim_time", False))
         if self._use_sim_time:
@@ -572,6 +573,38 @@ class DdsNode:
 
     def parameters(self) -> dict[str, Any]:
         return dict(self._parameters)
+
+    def add_parameter_callback(self, callback: port.ParameterCallback) -> None:
+        self._parameter_callbacks.append(callback)
+
+    def set_parameters(self, values: Mapping[str, Any]) -> tuple[bool, str]:
+        """Change declared parameters at run time, as `ros2 param set` does on a ROS node (this adapter has no
+        parameter services: tools and tests call it in-process). Every value is checked against its declaration,
+        then every callback must accept; otherwise nothing changes."""
+        with self._lock:
+            checked: dict[str, Any] = {}
+            for name, value in values.items():
+                if name not in self._parameters:
+                    return False, f"parameter {name!r} is not declared"
+                descriptor = self._descriptors.get(name)
+                if descriptor is not None and descriptor.read_only:
+                    return False, f"parameter {name!r} is read-only"
+                try:
+                    checked[name] = port.check_parameter(name, value, self._parameters[name], descriptor)
+                except (TypeError, ValueError) as error:
+                    return False, str(error)
+            for callback in self._parameter_callbacks:
+                accepted, reason = callback(dict(checked))
+                if not accepted:
+                    return False, reason
+            self._parameters.update(checked)
+            return True, ""
+
+    def create_action_client(self, action_type: str, name: str) -> port.ActionClient:
+        raise NotImplementedError(
+            f"node {self._name}: ROS 2 actions ({action_type} {name}) need the rclpy adapter; "
+            "over plain DDS use topics"
+        )
 
     # -- time ----------------------------------------------------------------------------------------------------
     def _on_clock(self, msg: Any) -> None:
