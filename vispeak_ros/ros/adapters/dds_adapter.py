@@ -602,8 +602,7 @@ class DdsNode:
 
     def create_action_client(self, action_type: str, name: str) -> port.ActionClient:
         raise NotImplementedError(
-            f"node {self._name}: ROS 2 actions ({action_type} {name}) need the rclpy adapter; "
-            "over plain DDS use topics"
+            f"node {self._name}: ROS 2 actions ({action_type} {name}) need the rclpy adapter; over plain DDS use topics"
         )
 
     # -- time ----------------------------------------------------------------------------------------------------
