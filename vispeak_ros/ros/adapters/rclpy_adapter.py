@@ -382,11 +382,17 @@ class RclpyPort:
         handle = self.node.create_service(interface_class(srv_type), name, call, callback_group=self.callback_group)
         return RclpyService(handle, srv_type, getattr(handle, "srv_name", None) or full)
 
-    def create_timer(self, period_s: float, callback: Callable[[], None]) -> Any:
+    def create_timer(self, period_s: float, callback: Callable[[], None], *, steady: bool = False) -> Any:
+        """On the node's clock (ROS time: /clock when use_sim_time is true, as rclpy's own timers), or on the
+        steady clock with `steady=True`, which keeps beating while /clock pauses."""
         if not period_s > 0:
             raise ValueError(f"timer period must be positive, got {period_s}")
-        # The node's clock: ROS time, so timers follow /clock when use_sim_time is true (as rclpy's own).
-        return self.node.create_timer(period_s, callback, callback_group=self.callback_group)
+        clock = None
+        if steady:
+            from rclpy.clock import Clock, ClockType
+
+            clock = Clock(clock_type=ClockType.STEADY_TIME)
+        return self.node.create_timer(period_s, callback, callback_group=self.callback_group, clock=clock)
 
     def new_message(self, msg_type: str, **fields: Any) -> Any:
         return build_message(interface_class(msg_type), msg_type, fields)
