@@ -226,13 +226,15 @@ class RclpyPublisher:
 
 
 class RclpySubscription:
-    def __init__(self, handle: Any, msg_type: str, topic: str) -> None:
+    def __init__(self, handle: Any, msg_type: str, topic: str, node: Any) -> None:
         self.handle = handle
         self.msg_type = msg_type
         self.topic = topic
+        self._node = node
 
     def matched_publications(self) -> int:
-        return int(self.handle.get_publisher_count())
+        count = getattr(self.handle, "get_publisher_count", None)  # newer rclpy; Humble counts on the graph
+        return int(count() if count is not None else self._node.count_publishers(self.topic))
 
 
 class RclpyService:
@@ -368,7 +370,7 @@ class RclpyPort:
         handle = self.node.create_subscription(
             interface_class(msg_type), topic, callback, rclpy_qos(qos), callback_group=self.callback_group
         )
-        return RclpySubscription(handle, msg_type, getattr(handle, "topic_name", None) or full)
+        return RclpySubscription(handle, msg_type, getattr(handle, "topic_name", None) or full, self.node)
 
     def create_service(self, srv_type: str, name: str, handler: port.ServiceHandler) -> RclpyService:
         full = self.resolve(name)
@@ -380,7 +382,7 @@ class RclpyPort:
             return result
 
         handle = self.node.create_service(interface_class(srv_type), name, call, callback_group=self.callback_group)
-        return RclpyService(handle, srv_type, getattr(handle, "srv_name", None) or full)
+        return RclpyService(handle, srv_type, getattr(handle, "service_name", None) or full)
 
     def create_timer(self, period_s: float, callback: Callable[[], None], *, steady: bool = False) -> Any:
         """On the node's clock (ROS time: /clock when use_sim_time is true, as rclpy's own timers), or on the
