@@ -1,7 +1,8 @@
 """A one-line progress bar on stderr: how much stream was replayed and how fast (x realtime), no dependency.
 
 It redraws in place with a carriage return, at most ten times a second, and only on a terminal unless forced:
-redirected stderr (CI logs, tests) then gets one final summary line instead of hundreds of partial ones.
+redirected stderr (CI logs, tests) then gets one final summary line instead of hundreds of partial ones;
+`enabled=False` draws nothing at all.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Progress:
         self.total_s = total_s if total_s and total_s > 0 else None
         self.stream = stream if stream is not None else sys.stderr
         self.live = enabled if enabled is not None else bool(getattr(self.stream, "isatty", lambda: False)())
+        self.silent = enabled is False  # never draw, not even the final line
         self.width = width
         self.min_interval_s = min_interval_s
         self.label = label
@@ -55,6 +57,8 @@ class Progress:
         )
 
     def update(self, stream_s: float) -> None:
+        if self.total_s is not None:
+            stream_s = min(stream_s, self.total_s)  # the last segment may end after the last message
         self.stream_s = max(self.stream_s, stream_s)
         if not self.live:
             return
@@ -74,7 +78,7 @@ class Progress:
             self._drawn = False
 
     def finish(self) -> None:
-        if self.total_s is not None:
-            self.stream_s = max(self.stream_s, min(self.stream_s, self.total_s))
+        if self.silent:
+            return
         self.stream.write(("\r" if self.live else "") + self.line() + "\n")
         self.stream.flush()
