@@ -15,12 +15,16 @@ inference runs in the node's worker thread; a transition requested at run time (
 served between two callbacks. A configure requested that way loads the model on the executor thread: the node
 is unconfigured then, so no heartbeat or input is held up that should not be.
 
+Ctrl-C or SIGTERM (launch sends SIGINT, then SIGTERM): the node logic shuts down while the context is still up
+(rclpy's own signal handlers are left out where the distro allows), the node is destroyed, and `run()` returns 0.
+
 Imports rclpy only inside `run()`, so this module can be imported (and `vispeak-node` can choose between rclpy
 and Cyclone DDS) where rclpy is missing.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -116,6 +120,21 @@ def _autostart(node: Any, logger: Any) -> bool:
     return True
 
 
+def _own_signal_handling() -> dict[str, Any]:
+    """Keep rclpy's signal handlers out (where the distro lets us): Ctrl-C then arrives as KeyboardInterrupt with
+    the context still up, so the node can publish its last state and release the model before rclpy shuts down."""
+    try:
+        from rclpy.signals import SignalHandlerOptions
+    except ImportError:
+        return {}
+    return {"signal_handler_options": SignalHandlerOptions.NO}
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    """SIGTERM (launch escalates to it) shuts down like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
 def run(argv: list[str] | None = None) -> int:
     """Host the vispeak node in rclpy until Ctrl-C or shutdown; 0 then, 1 when it cannot start.
 
@@ -127,7 +146,12 @@ def run(argv: list[str] | None = None) -> int:
 
     from vispeak_ros.ros.adapters.rclpy_adapter import RclpyPort
 
-    rclpy.init(args=list(sys.argv if argv is None else argv))
+    try:
+        rclpy.init(args=list(sys.argv if argv is None else argv), **_own_signal_handling())
+    except RuntimeError as error:  # rcl's RCLError: a malformed --ros-args rule, named in its message
+        print(f"vispeak-node: error: {error}", file=sys.stderr)
+        return 1
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
     node: Any = None
     ros_port: RclpyPort | None = None
     logic: Any = None
@@ -168,6 +192,7 @@ def run(argv: list[str] | None = None) -> int:
             ros_port.shutdown()
         elif node is not None:
             node.destroy_node()
+        signal.signal(signal.SIGTERM, previous_sigterm)
         try_shutdown = getattr(rclpy, "try_shutdown", None)
         if try_shutdown is not None:
             try_shutdown()

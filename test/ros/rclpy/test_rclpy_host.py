@@ -30,7 +30,7 @@ from vispeak_ros.ros import isolation, port  # noqa: E402
 from vispeak_ros.ros.adapters.rclpy_adapter import RclpyPort  # noqa: E402
 
 START_TIMEOUT_S = 180.0  # the demo model loads on CPU in a few seconds; slow CI machines get room
-HOST = "from vispeak_ros.ros.rclpy_host import run; raise SystemExit(run())"
+HOST = "from vispeak_ros.ros.node_main import main; raise SystemExit(main())"  # what vispeak-node runs
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,17 @@ def start_node(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., su
     procs: list[subprocess.Popen] = []
 
     def start(*ros_args: str) -> subprocess.Popen:
-        args = [sys.executable, "-c", HOST, "--ros-args", "-p", "audio_flavour:=none", *ros_args]
+        args = [
+            sys.executable,
+            "-c",
+            HOST,
+            "--transport",
+            "rclpy",
+            "--ros-args",
+            "-p",
+            "audio_flavour:=none",
+            *ros_args,
+        ]
         procs.append(
             subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         )
