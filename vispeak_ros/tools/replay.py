@@ -9,7 +9,8 @@ types are registered from the definitions stored in the recording; camera and mi
 `--output-dir`), never next to the input:
 
 - `<name>.vispeak.mcap`: one MCAP file (rosbag2 profile, definitions stored: Foxglove opens it) holding the input
-  topics as recorded plus /vispeak/feedback, /vispeak/events and /vispeak/informative (per segment), in stream time;
+  topics as recorded plus /vispeak/feedback, /vispeak/events and /vispeak/informative (per segment), in stream time
+  (replaying such an output again drops its old /vispeak/* topics and writes new ones);
 - `<name>.timeline.png` and `<name>.timeline.html` (self-contained: inline SVG, no network): the informative score
   against the trigger rule, where each answer started and its text, and ground-truth windows with `--annotations`.
 
@@ -32,6 +33,7 @@ from typing import Any, TextIO
 from vispeak_ros.core.clock import NS_PER_S
 
 MODES = ("fast", "paced")
+OUTPUT_TOPICS = ("/vispeak/feedback", "/vispeak/events", "/vispeak/informative")
 
 
 @dataclass
@@ -125,7 +127,8 @@ def run_fast(
             definitions = {c.topic: c.msgdef if _copyable(c) else "" for c in source.connections}
 
             def record_input(connection, record_ns, raw) -> None:
-                bag.copy(connection.topic, connection.msgtype, definitions[connection.topic], record_ns, raw)
+                if connection.topic not in OUTPUT_TOPICS:  # replaying an output of ours: its old answers stay out
+                    bag.copy(connection.topic, connection.msgtype, definitions[connection.topic], record_ns, raw)
 
             segments = read_segments(source, None, camera_topic, audio_topic, stats, record_input,
                                      _segmenter_options(config))  # fmt: skip
