@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu, cuda (cuda:<LOCAL_RANK> under a launcher) or cuda:N")
     run.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     run.add_argument("--workers", type=int, default=1, help="processes on this host (each loads the model)")
+    run.add_argument(
+        "--threshold",
+        type=float,
+        default=0.35,
+        help="speak when the last 3 informative probabilities sum above this (official 0.35)",
+    )
     run.add_argument("--limit", type=int, default=None, help="only the first N clips of each subtask")
 
     judge = sub.add_parser("judge", help="LLM-judge the in-time answers -> <Task>_verdicts.json")
@@ -119,6 +125,7 @@ def cmd_run(args) -> int:
         device=args.device,
         dtype=args.dtype,
         limit=args.limit,
+        threshold=args.threshold,
         official_quirks=args.official_quirks,
     )
     ran, written = harness.run(spec, items, workers=args.workers)

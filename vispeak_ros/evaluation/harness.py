@@ -132,12 +132,13 @@ def _answer_ids(stream: Sequence[int], tokens: Any) -> list[int] | None:
 class ClipRunner:
     """One loaded model; runs plans with a fresh streaming session each (batch 1, no cache eviction)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, threshold: float = THRESHOLD) -> None:
         import torch
 
         if model.tokenizer is None:
             raise ValueError("the checkpoint has no tokenizer files: generation needs them")
         self.model = model
+        self.threshold = threshold
         self.tokenizer = model.tokenizer
         self.tokens = model.tokenizer.special_tokens()
         with torch.no_grad():
@@ -184,7 +185,7 @@ class ClipRunner:
             max_segment_tokens=1 << 20,
             proactive=proactive,
             reactive=not proactive,
-            threshold=THRESHOLD,
+            threshold=self.threshold,
             max_answer_tokens=1 << 20,
         )
         system = model.embed_tokens(torch.tensor(plan.system_ids, device=model.device))
@@ -240,7 +241,28 @@ class RunSpec:
     device: str = "cpu"
     dtype: str = "float32"
     limit: int | None = None  # the first N clips of each subtask (smoke runs)
+    threshold: float = THRESHOLD  # the trigger rule's threshold on the sum of the last 3 informative probabilities
     official_quirks: bool = False
+
+    def cli_args(self) -> list[str]:
+        """The `vispeak-eval run` arguments that give this spec (for worker processes)."""
+        return _spec_args(self)
+
+
+def _spec_args(spec: RunSpec) -> list[str]:
+    args = ["--annotations", spec.annotations, "--videos", spec.media, "--output", spec.output]
+    args += ["--tasks", ",".join(spec.tasks), "--device", spec.device, "--dtype", spec.dtype]
+    args += ["--threshold", repr(spec.threshold), "--workers", "1"]
+    for flag, value in [("--checkpoint", spec.checkpoint), ("--vision-tower", spec.vision_tower)]:
+        if value:
+            args += [flag, value]
+    if spec.audio_encoder:
+        args += ["--audio-encoder", spec.audio_encoder]
+    if spec.limit:
+        args += ["--limit", str(spec.limit)]
+    if spec.official_quirks:
+        args.append("--official-quirks")
+    return args
 
 
 def distributed() -> tuple[int, int, int]:
@@ -298,7 +320,7 @@ def load_runner(spec: RunSpec, device: str) -> ClipRunner:
         vision_tower=spec.vision_tower or None,
         audio_encoder=spec.audio_encoder or None,
     )
-    return ClipRunner(model)
+    return ClipRunner(model, spec.threshold)
 
 
 def run_shard(
@@ -348,15 +370,28 @@ def _device_for(spec: RunSpec, slot: int) -> str:
     return f"cuda:{slot % count}" if count else "cuda"
 
 
-def _worker(spec: RunSpec, all_items: dict[str, list[Item]], rank: int, world: int, slot: int, threads: int) -> None:
-    import torch
+def _run_workers(spec: RunSpec, rank: int, world: int, local: int, workers: int) -> None:
+    """`workers` child processes of `vispeak-eval run`, each one rank of world x workers: worker w of rank r is rank
+    w * world + r, so it takes a part of rank r's own share. Fresh interpreters (no fork of a process holding
+    threads), each loading its own model; their output goes to ours."""
+    import subprocess
 
-    torch.set_num_threads(threads)
-    try:
-        run_shard(spec, all_items, rank, world, _device_for(spec, slot))
-    except Exception as error:  # one line in the parent's output, non-zero exit
-        print(f"vispeak-eval: worker {rank}: error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    procs = []
+    for w in range(workers):
+        env = {
+            **os.environ,
+            "RANK": str(w * world + rank),
+            "WORLD_SIZE": str(world * workers),
+            "LOCAL_RANK": str(local * workers + w),
+            "OMP_NUM_THREADS": threads,
+        }
+        command = [sys.executable, "-m", "vispeak_ros.evaluation.cli", "run", *spec.cli_args()]
+        procs.append(subprocess.Popen(command, env=env))
+    codes = [p.wait() for p in procs]
+    failed = [code for code in codes if code]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {workers} worker processes failed (see their errors above)")
 
 
 def run(
@@ -369,28 +404,10 @@ def run(
     if workers <= 1:
         ran = run_shard(spec, all_items, rank, world, _device_for(spec, local), log)
     else:
-        import multiprocessing
-
         todo = pending(spec, all_items, rank, world)
         if todo:
-            context = multiprocessing.get_context("spawn")
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            # worker w of rank r is rank w * world + r of world * workers: it takes a part of rank r's own share
-            procs = [
-                context.Process(
-                    target=_worker,
-                    args=(spec, all_items, w * world + rank, world * workers, local * workers + w, threads),
-                )
-                for w in range(workers)
-            ]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-            failed = [p.exitcode for p in procs if p.exitcode]
+            _run_workers(spec, rank, world, local, workers)
             ran = len(todo) - len(pending(spec, all_items, rank, world))
-            if failed:
-                raise RuntimeError(f"{len(failed)} of {workers} worker processes failed (see their errors above)")
     written = []
     for name in spec.tasks:
         items = all_items[name][: spec.limit] if spec.limit else all_items[name]
