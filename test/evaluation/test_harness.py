@@ -176,3 +176,12 @@ def test_distributed_environment_is_validated(monkeypatch):
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(ValueError, match="RANK must be an integer"):
         harness.distributed()
+
+
+def test_worker_processes_split_the_clips_and_write_one_log_each(bench, tmp_path, capsys):
+    out = tmp_path / "workers"
+    assert run_cli(bench, out, "--tasks", "vw", "--workers", "2") == 0
+    assert "2 clips run by rank 0/1" in capsys.readouterr().out
+    logs = sorted(p.name for p in out.glob("*.jsonl"))
+    assert logs == ["Visual_Wake-Up_output.rank0.jsonl", "Visual_Wake-Up_output.rank1.jsonl"]
+    assert len(json.loads(predictions.output_path(out, "Visual_Wake-Up").read_text())) == 2
