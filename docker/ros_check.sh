@@ -57,7 +57,7 @@ set -u
 step "rclpy adapter and lifecycle host tests (against the installed package, outside the source tree)"
 RUN_DIR="$(mktemp -d)"
 (cd "${RUN_DIR}" && python3 -m pytest -c /dev/null --rootdir "${RUN_DIR}" -p no:cacheprovider -q -rs \
-  "${SRC}/test/ros/rclpy") || fail "rclpy tests"
+  "${SRC}/test/ros/with_rclpy") || fail "rclpy tests"
 
 step "launch smoke: ros2 launch vispeak_ros assistant.launch.py ${LAUNCH_ARGS}"
 LAUNCH_LOG="${RUN_DIR}/launch.log"

@@ -81,7 +81,7 @@ class Assistant:
 
     def __init__(self, config: RuntimeConfig, backend: Backend | None = None) -> None:
         self.config = config
-        self.backend = backend if backend is not None else _torch_backend_from_checkpoint(config)
+        self.backend = backend if backend is not None else _backend_from_config(config)
         self.typer = EventTyper(self.backend, config.enabled_behaviours)
         self._out: list[Output] = []
         self._emit: Callable[[Output], None] | None = None
@@ -286,31 +286,8 @@ class Assistant:
         self._put(StateChange(*self._where, before, after, transition))
 
 
-def _torch_backend_from_checkpoint(config: RuntimeConfig) -> Backend:
-    """Load the configured checkpoint (the bundled demo checkpoint when `checkpoint` is empty)."""
-    import torch
+def _backend_from_config(config: RuntimeConfig) -> Backend:
+    """The configured backend over the configured checkpoint (`backends.factory`; `auto` logs what it chose)."""
+    from vispeak_ros.runtime.backends.factory import create_backend
 
-    from vispeak_ros.model import load_checkpoint
-    from vispeak_ros.runtime.backends.torch_backend import TorchBackend
-
-    path = config.checkpoint
-    if not path:
-        from vispeak_ros.data import demo_checkpoint  # provided by the training work (issue 5)
-
-        path = str(demo_checkpoint())
-    model = load_checkpoint(
-        path,
-        dtype=getattr(torch, config.dtype),
-        device=config.device,
-        vision_tower=config.vision_tower or None,
-        audio_encoder=config.audio_encoder or None,
-    )
-    return TorchBackend(
-        model,
-        model.tokenizer,
-        threshold=config.trigger_threshold,
-        window_segments=config.window_segments,
-        max_answer_tokens=config.max_answer_tokens,
-        release=config.trigger_release,
-        audio_questions=config.audio_questions,
-    )
+    return create_backend(config)

@@ -7,8 +7,8 @@ is built or used, so importing this module (and listing its members) works witho
 Threading: every entity the port creates, rclpy's parameter services and a lifecycle node's services share the
 node's default callback group, which rclpy makes mutually exclusive. So node-logic callbacks, parameter changes
 and lifecycle transitions never run at the same time, whatever executor spins the node; the port's own executor
-is single-threaded, which also keeps them on one thread (the port contract). Only action goal responses arrive
-through futures outside callback groups; the action client guards its state with a lock.
+is single-threaded, which also keeps them on one thread (the port contract). Publishing is thread-safe in rclpy;
+the action client may be used from any thread (it hands its requests to the executor thread).
 
 Parameters behave as in the DDS adapter: an override (``-p``, ``--params-file``) is checked against the declared
 default's type and the descriptor by `port.check_parameter` (ints widen to float), then declared with an
@@ -24,6 +24,7 @@ import importlib
 import math
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -246,42 +247,67 @@ class RclpyService:
 
 class RclpyActionClient:
     """`port.ActionClient` on rclpy.action: goals are sent without waiting; cancel_goals cancels every goal sent
-    before it that is (or, once its acceptance arrives, would be) still running."""
+    before it (a goal still queued is dropped, one whose acceptance has not arrived is cancelled on arrival).
+
+    Callable from any thread (the node's worker speaks): requests are queued and a guard condition hands them to
+    the executor thread, which alone touches rclpy's action client.
+    """
 
     def __init__(self, node: Any, action_type: str, name: str, callback_group: Any, logger: Any) -> None:
         from rclpy.action import ActionClient
 
         self.action_type = action_type
         self.name = name
+        self._node = node
         self._class = interface_class(action_type)
         self._client = ActionClient(node, self._class, name, callback_group=callback_group)
         self._logger = logger
         self._lock = threading.Lock()
-        self._generation = 0  # bumped by cancel_goals; a goal accepted after it from before it is cancelled
+        self._generation = 0  # bumped by cancel_goals; goals of an older generation are cancelled
+        self._queue: deque[tuple[str, Any, int]] = deque()  # ("goal", msg, generation) or ("cancel", None, 0)
         self._pending: dict[int, int] = {}  # id(send future) -> generation it was sent in
         self._running: dict[bytes, Any] = {}  # goal id -> ClientGoalHandle, until its result arrives
+        self._guard = node.create_guard_condition(self._drain, callback_group)
 
     def server_is_ready(self) -> bool:
         return bool(self._client.server_is_ready())
 
     def send_goal(self, **fields: Any) -> None:
-        goal = build_message(self._class.Goal, f"{self.action_type} goal", fields)
-        future = self._client.send_goal_async(goal)
+        goal = build_message(self._class.Goal, f"{self.action_type} goal", fields)  # bad fields fail here
         with self._lock:
-            self._pending[id(future)] = self._generation
-        future.add_done_callback(self._on_goal_response)
+            self._queue.append(("goal", goal, self._generation))
+        self._guard.trigger()
 
     def cancel_goals(self) -> None:
         with self._lock:
             self._generation += 1
-            handles = list(self._running.values())
-            self._running.clear()
-        for handle in handles:
-            handle.cancel_goal_async()
+            self._queue.append(("cancel", None, 0))
+        self._guard.trigger()
 
     def running_goals(self) -> int:
+        """Goals queued, sent and not yet answered, or running (accepted, no result yet)."""
         with self._lock:
-            return len(self._running) + len(self._pending)
+            queued = sum(1 for kind, _goal, gen in self._queue if kind == "goal" and gen == self._generation)
+            return queued + len(self._pending) + len(self._running)
+
+    def _drain(self) -> None:
+        """On the executor thread: send queued goals of the current generation, cancel running ones."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return
+                kind, goal, generation = self._queue.popleft()
+                stale = kind == "goal" and generation != self._generation
+                handles = list(self._running.values()) if kind == "cancel" else []
+                if kind == "cancel":
+                    self._running.clear()
+            if kind == "goal" and not stale:
+                future = self._client.send_goal_async(goal)
+                with self._lock:
+                    self._pending[id(future)] = generation
+                future.add_done_callback(self._on_goal_response)
+            for handle in handles:
+                handle.cancel_goal_async()
 
     def _on_goal_response(self, future: Any) -> None:
         with self._lock:
@@ -309,6 +335,7 @@ class RclpyActionClient:
             self._running.pop(key, None)
 
     def destroy(self) -> None:
+        self._node.destroy_guard_condition(self._guard)
         self._client.destroy()
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="needs rclpy: source a ROS 2 install (Humble or Jazzy) to run these")
+if getattr(rclpy, "__file__", None) is None:  # a folder named rclpy on sys.path, not the package
+    pytest.skip("needs rclpy: source a ROS 2 install (Humble or Jazzy) to run these", allow_module_level=True)
 
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
