@@ -6,7 +6,6 @@ from __future__ import annotations
 import array
 import ast
 import inspect
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -98,7 +97,7 @@ def test_parameter_descriptors_map_to_rcl_interfaces_fields() -> None:
     window = ra.descriptor_fields(240, port.ParameterDescriptor(read_only=True, min_value=0.5), False)
     assert window["integer_range"] == (1, ra.INT64_MAX) and window["read_only"] is True
     upper = ra.descriptor_fields(1.0, port.ParameterDescriptor(max_value=4), False)
-    assert upper["floating_point_range"] == (-math.inf, 4.0)
+    assert upper["floating_point_range"] == (-ra.FLOAT64_MAX, 4.0)
     sink = ra.descriptor_fields("topic", port.ParameterDescriptor(choices=("topic", "tts_action")), False)
     assert sink["additional_constraints"] == "one of: topic, tts_action" and "integer_range" not in sink
     assert "integer_range" not in ra.descriptor_fields(True, port.ParameterDescriptor(min_value=0), False)

@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import math
 import re
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 INTERFACE_KINDS = ("msg", "srv", "action")
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+FLOAT64_MAX = sys.float_info.max
 # rosidl_generator_py keeps numeric sequences as array.array with these type codes (numpy uses the same codes).
 SEQUENCE_TYPECODES = {
     "float": "f",
@@ -130,8 +132,9 @@ def descriptor_fields(default: Any, descriptor: port.ParameterDescriptor | None,
             high = INT64_MAX if descriptor.max_value is None else math.floor(descriptor.max_value)
             fields["integer_range"] = (low, high)
         elif isinstance(default, float):
-            low = -math.inf if descriptor.min_value is None else float(descriptor.min_value)
-            high = math.inf if descriptor.max_value is None else float(descriptor.max_value)
+            # Unbounded ends as the largest float64: older rosidl setters refuse infinities.
+            low = -FLOAT64_MAX if descriptor.min_value is None else float(descriptor.min_value)
+            high = FLOAT64_MAX if descriptor.max_value is None else float(descriptor.max_value)
             fields["floating_point_range"] = (low, high)
     return fields
 
