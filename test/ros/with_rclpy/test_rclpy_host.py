@@ -102,15 +102,18 @@ def start_node(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., su
             proc.wait(10)
 
 
-def call(observer: RclpyPort, client: object, request: object, timeout_s: float = 10.0) -> object:
-    assert observer.spin_until(client.service_is_ready, timeout_s), f"{client.srv_name} is not offered"
+def call(observer: RclpyPort, client: object, request: object, timeout_s: float = 10.0) -> object | None:
+    """The service's answer, or None when it is not offered or does not answer in time (the node does not serve
+    requests while it loads the model, before it spins)."""
+    if not observer.spin_until(client.service_is_ready, timeout_s):
+        return None
     future = client.call_async(request)
-    assert observer.spin_until(future.done, timeout_s), f"{client.srv_name} did not answer"
-    return future.result()
+    return future.result() if observer.spin_until(future.done, timeout_s) else None
 
 
-def lifecycle_state(observer: RclpyPort, client: object) -> int:
-    return call(observer, client, GetState.Request()).current_state.id
+def lifecycle_state(observer: RclpyPort, client: object) -> int | None:
+    answer = call(observer, client, GetState.Request(), 2.0)
+    return None if answer is None else answer.current_state.id
 
 
 def wait_for_state(observer: RclpyPort, client: object, state: int, proc: subprocess.Popen) -> None:
@@ -138,7 +141,7 @@ def test_the_node_activates_itself_beats_the_lock_and_exits_0_on_ctrl_c(start_no
     # deactivate: the heartbeat stops, so twist_mux's lock timeout engages
     change = observer.node.create_client(ChangeState, "/vispeak/change_state")
     result = call(observer, change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
-    assert result.success
+    assert result is not None and result.success
     observer.spin_until(lambda: False, 0.5)
     count = len(beats)
     observer.spin_until(lambda: False, 1.0)
@@ -154,7 +157,8 @@ def test_without_autostart_the_node_waits_for_transitions(start_node, observer) 
     wait_for_state(observer, get_state, State.PRIMARY_STATE_UNCONFIGURED, proc)
     change = observer.node.create_client(ChangeState, "/vispeak/change_state")
     configure = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE))
-    assert call(observer, change, configure, START_TIMEOUT_S).success
+    answer = call(observer, change, configure, START_TIMEOUT_S)  # loads the model on the node's executor
+    assert answer is not None and answer.success
     assert lifecycle_state(observer, get_state) == State.PRIMARY_STATE_INACTIVE
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 0, proc.stdout.read()
