@@ -353,7 +353,8 @@ class RclpyPort:
         self.callback_group = node.default_callback_group
         self._logger = node.get_logger()
         if not hasattr(self._logger, "warn"):  # rclpy dropped the alias after Jazzy; the port offers both
-            self._logger.warn = self._logger.warning
+            with contextlib.suppress(AttributeError):
+                self._logger.warn = self._logger.warning
         self._own_executor = executor is None
         self.executor = SingleThreadedExecutor(context=node.context) if executor is None else executor
         self.executor.add_node(node)
