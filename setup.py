@@ -13,7 +13,8 @@ HERE = Path(__file__).resolve().parent
 
 
 class BuildWithInterfaces(build_py):
-    """Copy msg/*.msg into vispeak_ros/interfaces/ of the build, so installed tools find the definitions.
+    """Copy msg/*.msg into vispeak_ros/interfaces/ (and config/*.yaml into vispeak_ros/config/) of the build, so
+    installed tools find the definitions and the node's default parameters.
 
     msg/ stays the single source of truth; a source checkout reads it directly (see vispeak_ros/interfaces.py).
     """
@@ -24,6 +25,10 @@ class BuildWithInterfaces(build_py):
         target.mkdir(parents=True, exist_ok=True)
         for msg in sorted((HERE / "msg").glob("*.msg")):
             self.copy_file(str(msg), str(target / msg.name))
+        config = Path(self.build_lib) / "vispeak_ros" / "config"  # the node's default parameters
+        config.mkdir(parents=True, exist_ok=True)
+        for yaml_file in sorted((HERE / "config").glob("*.yaml")):
+            self.copy_file(str(yaml_file), str(config / yaml_file.name))
 
 
 MODEL = [

@@ -88,6 +88,8 @@ class Worker:
         self._busy = 0  # segments taken but not yet processed
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.busy_since: float | None = None  # perf_counter() when the segment in progress started (None: idle)
+        self.last_segment: Segment | None = None  # the last segment processed (successfully or not)
         assistant.cancel_requested = self._interrupt.is_set
 
     # ----------------------------------------------------------------- producer side
@@ -117,6 +119,11 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name="vispeak-runtime", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def alive(self) -> bool:
+        """The worker thread runs (false before start, after stop, or if it died)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every submitted segment was processed (or dropped)."""
@@ -153,7 +160,7 @@ class Worker:
                     self._interrupt.clear()
                     for output in self.assistant.interrupt():
                         self._deliver(output, segment.index, submitted)
-                t0 = time.perf_counter()
+                t0 = self.busy_since = time.perf_counter()
                 self.assistant.process(segment, lambda out, s=segment, t=submitted: self._deliver(out, s.index, t))
                 self.stats.process_s.append(time.perf_counter() - t0)
                 self.stats.processed += 1
@@ -163,6 +170,8 @@ class Worker:
                 self.stats.errors += 1
                 self.error = error
             finally:
+                self.busy_since = None
+                self.last_segment = segment
                 with self._idle:
                     self._busy -= 1
                     self._idle.notify_all()

@@ -30,7 +30,7 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 
 from vispeak_ros.ros import port
-from vispeak_ros.ros.adapters.dds_fastpath import ANY_SAMPLE, CdrReader, CdrWriter
+from vispeak_ros.ros.adapters.dds_fastpath import ANY_SAMPLE, CdrReader, CdrWriter, pad_cdr
 from vispeak_ros.ros.adapters.dds_types import (
     DdsTypes,
     dds_topic_name,
@@ -194,8 +194,9 @@ class DdsPublisher:
         self._cdr.write(self.node.types.serialize(msg, self.msg_type))
 
     def publish_cdr(self, cdr: bytes) -> None:
-        """Publish an already serialised sample (XCDR1, padded to 4 bytes), e.g. replayed from a bag."""
-        self._cdr.write(cdr)
+        """Publish an already serialised XCDR1 sample, e.g. replayed from a bag (padded to 4 bytes here if the
+        bag stored it unpadded)."""
+        self._cdr.write(pad_cdr(cdr))
 
     def matched_subscriptions(self) -> int:
         return len(self.writer.get_matched_subscriptions())
@@ -428,9 +429,15 @@ class DdsNode:
         typestore: Any = None,
         env: Mapping[str, str] | None = None,
         log_stream: Any = None,
+        remappings: Mapping[str, str] | None = None,
     ) -> None:
         self._name = name
         self.namespace = namespace if namespace.startswith("/") else "/" + namespace
+        # `--ros-args -r from:=to`: both sides resolved against this node, as rcl does.
+        self.remappings = {
+            port.resolve_name(old, name, self.namespace): port.resolve_name(new, name, self.namespace)
+            for old, new in (remappings or {}).items()
+        }
         self.types = DdsTypes(typestore if typestore is not None else build_typestore())
         self._logger = port.StreamLogger(name, stream=log_stream)
         self.domain_id, config, self.discovery_range = discovery_config(env)
@@ -477,7 +484,8 @@ class DdsNode:
         return self._logger
 
     def resolve(self, name: str) -> str:
-        return port.resolve_name(name, self._name, self.namespace)
+        full = port.resolve_name(name, self._name, self.namespace)
+        return self.remappings.get(full, full)
 
     def next_client_service_id(self) -> str:
         """A unique client/service id formatted as rmw_cyclonedds does: participant GUID prefix + counter."""
@@ -543,8 +551,9 @@ class DdsNode:
     def create_client(self, srv_type: str, name: str) -> DdsServiceClient:
         return DdsServiceClient(self, srv_type, name)
 
-    def create_timer(self, period_s: float, callback: Callable[[], None]) -> DdsTimer:
-        timer = DdsTimer(period_s, callback, self._timer_now(self._use_sim_time), self._use_sim_time)
+    def create_timer(self, period_s: float, callback: Callable[[], None], *, steady: bool = False) -> DdsTimer:
+        sim = self._use_sim_time and not steady
+        timer = DdsTimer(period_s, callback, self._timer_now(sim), sim)
         with self._lock:
             self._timers.append(timer)
         self._wake.set(True)

@@ -29,6 +29,15 @@ NOT_READ = SampleState.NotRead | ViewState.Any | InstanceState.Any
 ENCAPSULATION_HEADERS = (b"\x00\x00", b"\x00\x01")  # CDR big endian, CDR little endian (XCDR1)
 
 
+def pad_cdr(cdr: bytes) -> bytes:
+    """A CDR sample padded to 4 bytes, as DDS sends it; the padding count goes in the last two bits of the
+    encapsulation options (XCDR). rosbag2 files written by rosbags (and some other writers) store unpadded CDR."""
+    pad = -len(cdr) % 4
+    if not pad or len(cdr) < 4:
+        return cdr
+    return cdr[:3] + bytes([(cdr[3] & 0xFC) | pad]) + cdr[4:] + b"\0" * pad
+
+
 class CdrWriter:
     """Writes already-serialised CDR samples (encapsulation header included) through a binding DataWriter."""
 

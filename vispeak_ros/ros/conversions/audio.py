@@ -264,6 +264,14 @@ class AudioStreamConverter:
         return self._format
 
     @property
+    def next_stamp_ns(self) -> int | None:
+        """Where the stream continues: the stamp a contiguous next message carries (None before a stream starts).
+        Unstamped audio is stamped with it, so chunks follow the sample count from the first arrival."""
+        if self._anchor_ns is None or self._resampler is None:
+            return None
+        return self._anchor_ns + self._in_frames * NS_PER_S // self._resampler.in_rate
+
+    @property
     def waiting_for_info(self) -> bool:
         return self.flavour == "ros_drivers" and self._info_format is None
 
