@@ -1,5 +1,6 @@
-"""ROS test fixtures: every DDS test runs in its own random domain on the loopback interface (vispeak_ros.ros.isolation),
-whatever the caller's ROS environment says, and every node a test creates is shut down after it."""
+"""ROS test fixtures: every DDS test runs in its own random domain on the loopback interface
+(vispeak_ros.ros.isolation), whatever the caller's ROS environment says, and every node a test creates is shut
+down after it."""
 
 from __future__ import annotations
 

@@ -58,9 +58,9 @@ class StopLatch:
 
     def snapshot(self, now_ns: int) -> StopSnapshot:
         """The stop as of `now_ns` (an expired event latch is released here)."""
-        if self._event is not None and self.latch_timeout_s > 0:
-            if now_ns - self._event[1] >= self.latch_timeout_s * NS_PER_S:
-                self._event = None
+        timeout_ns = self.latch_timeout_s * NS_PER_S
+        if self._event is not None and timeout_ns > 0 and now_ns - self._event[1] >= timeout_ns:
+            self._event = None
         if self._fault is not None:
             return StopSnapshot(True, f"fault: {self._fault[0]}", self._fault[1], True)
         if self._event is not None:

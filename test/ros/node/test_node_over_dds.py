@@ -73,7 +73,7 @@ def test_demo_recording_through_the_node_between_processes(dds_env: dict[str, st
         for f in got["feedback"]
     ]
     assert [f[:3] for f in received_feedback] == [f[:3] for f in expected_feedback]
-    for received, expected in zip(received_feedback, expected_feedback):
+    for received, expected in zip(received_feedback, expected_feedback, strict=True):
         assert abs(received[3] - expected[3]) <= 1000 and abs(received[4] - expected[4]) <= 1000  # float stamps
     assert got["speech"] == [c.text for c in chunks if c.text]
     assert [(e["type"], e["text"], e["answer_id"]) for e in got["events"]] == [
@@ -116,6 +116,6 @@ def test_killing_the_node_stops_the_heartbeat(dds_env: dict[str, str], make_node
         if node.poll() is None:
             node.kill()
         node.communicate()
-    gaps = [b - a for a, b in zip(arrivals[-30:], arrivals[-29:]) if b < killed]
+    gaps = [b - a for a, b in zip(arrivals[-30:-1], arrivals[-29:], strict=True) if b < killed]
     assert sorted(gaps)[len(gaps) // 2] == pytest.approx(1.0 / rate_hz, abs=0.02)
     assert arrivals[-1] - killed <= 1.0 / rate_hz + 0.05
