@@ -25,7 +25,9 @@ def test_ros_check_is_valid_bash_and_points_at_existing_tests() -> None:
     script = DOCKER / "ros_check.sh"
     assert script.stat().st_mode & 0o111, "ros_check.sh is not executable"
     subprocess.run(["bash", "-n", str(script)], check=True)
-    for relative in re.findall(r'"\$\{SRC\}/([\w/]+)"', script.read_text()):
+    paths = re.findall(r'"\$\{SRC\}/([\w/]+)"', script.read_text())
+    assert "test/ros/with_rclpy" in paths
+    for relative in paths:
         assert (REPO_ROOT / relative).exists(), relative
 
 
