@@ -165,7 +165,24 @@ def test_run_refuses_missing_media_with_one_line(bench, tmp_path, capsys):
                      "--tasks", "vw"])  # fmt: skip
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "video or recording not found" in err[0]
+    assert len(err) == 1 and "2 of 2 clips have no video or recording" in err[0]
+
+
+def test_an_undecodable_clip_is_skipped_and_reported_while_the_others_are_saved(bench, tmp_path, capsys):
+    _, media, ann = bench
+    broken = tmp_path / "media"
+    broken.mkdir()
+    for path in media.glob("*.mp4"):
+        (broken / path.name).write_bytes(path.read_bytes())
+    first = json.loads((ann / "Visual_Wake-Up.json").read_text())[0]["video"]
+    (broken / first).write_bytes(b"not a video")
+    out = tmp_path / "o"
+    args = ["run", "--annotations", str(ann), "--videos", str(broken), "--output", str(out), "--tasks", "vw"]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert f"skipped Visual_Wake-Up {first}" in err and "1 clips could not be read" in err
+    assert len(predictions.done_records(out, "Visual_Wake-Up")) == 1  # the readable clip is kept for the rerun
+    assert not predictions.output_path(out, "Visual_Wake-Up").exists()
 
 
 def test_distributed_environment_is_validated(monkeypatch):
@@ -178,6 +195,7 @@ def test_distributed_environment_is_validated(monkeypatch):
         harness.distributed()
 
 
+@pytest.mark.slow  # two fresh interpreters import torch (about 8 s on 2 idle cores)
 def test_worker_processes_split_the_clips_and_write_one_log_each(bench, tmp_path, capsys):
     out = tmp_path / "workers"
     assert run_cli(bench, out, "--tasks", "vw", "--workers", "2") == 0

@@ -40,7 +40,7 @@ from typing import Any
 
 from vispeak_ros.evaluation import predictions as preds
 from vispeak_ros.evaluation.annotations import Item
-from vispeak_ros.evaluation.frames import Clip, read_clip
+from vispeak_ros.evaluation.frames import Clip, ClipError, read_clip
 
 PADDING_ROWS = 128  # pad user rows after the last block (official padding_size)
 OFFICIAL_OUTPUT_TOKENS = 2048  # the official max_new_tokens cut, applied to every loop position
@@ -331,15 +331,28 @@ def run_shard(
     device: str,
     log: Callable[[str], None] = print,
 ) -> int:
-    """Run this rank's pending clips; returns how many were run. Loads the model only when there is work."""
+    """Run this rank's pending clips; returns how many were run. Loads the model only when there is work.
+
+    Missing media are refused before the model loads (a wrong `--videos` folder); a clip that cannot be decoded is
+    reported on stderr and skipped, the others go on, and the run then fails naming how many were skipped (its
+    subtask's predictions file is not written until a rerun succeeds on it)."""
     todo = pending(spec, all_items, rank, world)
     if not todo:
         return 0
+    missing = [media_path(spec, item) for item in todo if not media_path(spec, item).exists()]
+    if missing:
+        raise ClipError(f"{len(missing)} of {len(todo)} clips have no video or recording, e.g. {missing[0]}")
     runner = load_runner(spec, device)
     logs: dict[str, preds.ShardLog] = {}
+    skipped: list[str] = []
     for n, item in enumerate(todo, 1):
         started = time.perf_counter()
-        clip = read_clip(media_path(spec, item), item.start_time, item.end_time)
+        try:
+            clip = read_clip(media_path(spec, item), item.start_time, item.end_time)
+        except ClipError as error:
+            print(f"vispeak-eval run: skipped {item.task.name} {item.video}: {error}", file=sys.stderr)
+            skipped.append(item.video)
+            continue
         outcome = runner.run(item, clip)
         wall = time.perf_counter() - started
         record = preds.Record(
@@ -358,6 +371,8 @@ def run_shard(
             f"[rank {rank}/{world}] {n}/{len(todo)} {item.task.name} {item.video}: {when}, {len(clip.frames)} frames, "
             f"{wall:.1f} s"
         )
+    if skipped:
+        raise ClipError(f"{len(skipped)} clips could not be read (first: {skipped[0]}); the others are saved")
     return len(todo)
 
 
