@@ -202,3 +202,29 @@ def test_judge_command_writes_verdicts_and_says_plainly_when_there_is_no_endpoin
     assert KEY not in capsys.readouterr().out
     assert cli.main(["score", "--annotations", str(ann), "--output", str(out)]) == 0
     assert "5.00" in capsys.readouterr().out
+
+
+def test_concurrent_requests_keep_each_verdict_with_its_answer(server, tmp_path, monkeypatch):
+    j, _ = make_judge(server, tmp_path, monkeypatch)
+    items = [
+        parse_item(
+            tasks.get_task("vw"),
+            k,
+            {
+                "video": f"{k}.mp4",
+                "conversations": [{"from": "gpt", "value": "Hello", "time": 1.0, "timespan": [0.0, 2.0]}],
+            },
+            "test",
+        )
+        for k in range(6)
+    ]
+    for _ in range(6):
+        server.completion('{"score": 5}')
+    answers = [Prediction(f"{k}.mp4", f"Hello number {k}", 1.0) for k in range(6)]
+    verdicts, failed = judge.judge_task(items, answers, j, concurrency=3)
+    assert failed == 0 and sorted(verdicts) == [f"{k}.mp4" for k in range(6)]
+    assert all(verdicts[f"{k}.mp4"]["text"] == f"Hello number {k}" for k in range(6))
+    asked = sorted(
+        r["body"]["messages"][0]["content"].split("[Response to grade] ")[1].split("\n")[0] for r in server.requests
+    )
+    assert asked == [f"Hello number {k}" for k in range(6)]

@@ -186,3 +186,32 @@ def test_malformed_predictions_are_named(tmp_path, capsys):
     path.write_text(json.dumps({"a.mp4": ["hi", 1.0]}))
     with pytest.raises(PredictionError, match="expected a JSON list"):
         read_predictions(path)
+
+
+def test_the_real_annotations_score_predictions_made_elsewhere(tmp_path, capsys):
+    """Answers on every window's last inclusive instant (t2 + 2.0), the right letters, verdicts of 3: each timed
+    subtask scores 1.0 x 3, Visual Reference 5.0, overall (6 x 3 + 5) / 7."""
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "vispeak_bench" / "annotations"
+    if not bench.is_dir():
+        pytest.skip(f"ViSpeak-Bench annotations not present at {bench}")
+    from vispeak_ros.evaluation.annotations import load_all
+
+    for name, items in load_all(bench).items():
+        if items[0].task.timed:
+            entries = [{i.video: [f"answer {i.index}", i.timespan[1] + 2.0]} for i in items]
+            verdicts = {i.video: {"score": 3.0, "text": f"answer {i.index}"} for i in items}
+            (tmp_path / f"{name}_verdicts.json").write_text(json.dumps({"verdicts": verdicts}))
+        else:
+            entries = [{i.video: [f"{i.reference}. {i.option_text}", 1.0]} for i in items]
+        (tmp_path / f"{name}_output.json").write_text(json.dumps(entries))
+    assert (
+        cli.main(["score", "--annotations", str(bench), "--output", str(tmp_path), "--json", str(tmp_path / "s")]) == 0
+    )
+    data = json.loads((tmp_path / "s").read_text())
+    assert data["overall"] == pytest.approx((6 * 3.0 + 5.0) / 7)
+    rows = data["subtasks"]
+    assert rows["Anomaly_Warning"]["items"] == 200 and rows["Anomaly_Warning"]["time_accuracy"] == 1.0
+    assert rows["Visual_Reference"]["vr_accuracy"] == 1.0 and rows["Visual_Reference"]["vr_strict_accuracy"] == 1.0
+    assert "overall" in capsys.readouterr().out

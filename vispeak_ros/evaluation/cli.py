@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     judge.add_argument("--cache", type=Path, default=None, help="verdict cache folder (default <output>/judge_cache)")
     judge.add_argument("--max-attempts", type=int, default=5, help="attempts per answer (retries with backoff)")
+    judge.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
     judge.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
 
     score = sub.add_parser("score", help="per-subtask table (text) and JSON from predictions [+ verdicts]")
@@ -174,6 +175,7 @@ def cmd_judge(args) -> int:
             judge,
             args.official_quirks,
             progress=lambda line: print(line, file=sys.stderr),
+            concurrency=args.concurrency,
         )
         out = judging.save_verdicts(judging.verdicts_path(args.output, name), verdicts, config.model)
         print(

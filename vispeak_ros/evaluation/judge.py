@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -167,6 +168,7 @@ class ChatClient:
         self.config = config
         self.sleep = sleep
         self.requests = 0  # HTTP requests made (for tests and the summary)
+        self._lock = threading.Lock()
 
     def _post(self, body: bytes) -> dict:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -175,7 +177,8 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {key}"
         url = self.config.base_url.rstrip("/") + "/chat/completions"
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
                 raw = response.read()
@@ -265,7 +268,7 @@ class Judge:
         key = self.cache.key(self.config.model, messages)
         hit = self.cache.get(key)
         if hit is not None:
-            self.cached += 1
+            self.cached += 1  # an int increment; the count is for the summary line only
             return hit
         verdict = {**self.client.verdict(messages, item.task.code), "model": self.config.model}
         self.cache.put(key, verdict)
@@ -310,33 +313,42 @@ def judge_task(
     judge: Judge,
     official_quirks: bool = False,
     progress: Callable[[str], None] | None = None,
+    concurrency: int = 1,
 ) -> tuple[dict[str, dict], int]:
     """Verdicts (video -> verdict + the judged text) for the in-time answers of one subtask, and the number of answers
-    the judge gave no usable verdict for. Gives up (JudgeError) when the first three answers all fail: the endpoint
-    is wrong, better said at once than after every clip."""
+    the judge gave no usable verdict for. `concurrency` requests run at once (threads; the cache makes reruns
+    cheap whatever the order). Gives up (JudgeError) when the first three answers all fail: a wrong endpoint is
+    better said at once than after every clip."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from vispeak_ros.evaluation.scoring import in_time
 
     by_video = {item.video: item for item in items}
-    verdicts: dict[str, dict] = {}
-    failed = succeeded = 0
+    work: list[tuple[Item, Any, str]] = []
     for p in predictions:
         item = by_video.get(p.video)
         if item is None or item.timespan is None or p.time is None:
             continue
         if not p.text.strip() and not official_quirks:
             continue  # no answer: nothing to judge
-        if not in_time(p.time, item.timespan):
-            continue
-        answer = p.text if p.text.strip() else "null"  # the released scorer sends "null" for an empty answer
-        try:
-            verdict = judge.judge(item, answer)
-        except JudgeError as error:
-            failed += 1
-            if progress:
-                progress(f"{item.task.name} {p.video}: {error}")
-            if failed >= 3 and not succeeded:
-                raise
-            continue
-        succeeded += 1
-        verdicts[p.video] = {**verdict, "text": p.text}
+        if in_time(p.time, item.timespan):
+            work.append((item, p, p.text if p.text.strip() else "null"))  # the released scorer sends "null"
+    verdicts: dict[str, dict] = {}
+    failed = succeeded = 0
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = [pool.submit(judge.judge, item, answer) for item, _, answer in work]
+        for (item, p, _), future in zip(work, futures, strict=True):
+            try:
+                verdict = future.result()
+            except JudgeError as error:
+                failed += 1
+                if progress:
+                    progress(f"{item.task.name} {p.video}: {error}")
+                if failed >= 3 and not succeeded:
+                    for rest in futures:
+                        rest.cancel()
+                    raise
+                continue
+            succeeded += 1
+            verdicts[p.video] = {**verdict, "text": p.text}
     return verdicts, failed
