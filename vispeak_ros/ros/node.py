@@ -193,7 +193,7 @@ class VispeakNode:
         if p["speech_sink"] == "tts_action":
             try:
                 self._tts = port.create_action_client("audio_common_msgs/action/TTS", p["tts_action_name"])
-            except NotImplementedError as error:
+            except (NotImplementedError, KeyError, ImportError, AttributeError) as error:  # DDS; no TTS type
                 self.speech_fallback = f"{error}: sentences go to ~/speech"
                 self.log.warning(self.speech_fallback)
 

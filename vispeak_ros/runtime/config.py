@@ -15,7 +15,9 @@ from typing import Any
 from vispeak_ros.core.events import Behaviour
 from vispeak_ros.core.trigger import DEFAULT_THRESHOLD
 
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
+ORT_PROVIDERS = ("auto", "cpu", "cuda")
+ENGINE_PRECISIONS = ("fp32", "int8")
 DTYPES = ("float32", "float16", "bfloat16")
 ALIGNMENTS = ("trained", "pad")
 SYSTEM_PROMPTS = ("vispeak", "online")
@@ -32,7 +34,10 @@ class RuntimeConfig:
     checkpoint: str = ""  # checkpoint directory; empty = the bundled demo checkpoint
     vision_tower: str = ""  # InternViT folder; empty = from the checkpoint's config when it exists
     audio_encoder: str = ""  # VITA audio-encoder folder (train.yaml, global_cmvn); empty = from the config
-    backend: str = "torch"
+    backend: str = "torch"  # torch | onnxruntime | tensorrt | auto (TensorRT, ORT CUDA, ORT CPU, torch; logged)
+    engine_dir: str = ""  # exported graphs / engines: a folder with manifest.json, or a cache root; "" = XDG cache
+    ort_provider: str = "auto"  # onnxruntime execution provider: auto (cuda when offered, else cpu), cpu, cuda
+    engine_precision: str = "fp32"  # fp32, or int8: the gated INT8 variant of the export (refused if not accepted)
     dtype: str = "float32"
     device: str = "cpu"
     trigger_threshold: float = DEFAULT_THRESHOLD  # speak when the last 3 probabilities sum above
@@ -49,6 +54,10 @@ class RuntimeConfig:
 
     def __post_init__(self) -> None:
         _choice("backend", self.backend, BACKENDS)
+        _choice("ort_provider", self.ort_provider, ORT_PROVIDERS)
+        _choice("engine_precision", self.engine_precision, ENGINE_PRECISIONS)
+        if not isinstance(self.engine_dir, str):
+            raise ConfigError(f"engine_dir must be a path string, got {self.engine_dir!r}")
         _choice("dtype", self.dtype, DTYPES)
         _choice("alignment", self.alignment, ALIGNMENTS)
         _choice("system_prompt", self.system_prompt, SYSTEM_PROMPTS)
@@ -124,7 +133,7 @@ def load_config(path: str | Path, node_name: str = "vispeak") -> RuntimeConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     if any(isinstance(v, dict) and "ros__parameters" in v for v in data.values()):
-        section = data.get(node_name) or data.get(f"/{node_name}") or data.get("/**")
+        section = data.get(node_name) or data.get(f"/{node_name}") or data.get(f"/**/{node_name}") or data.get("/**")
         if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
             raise ConfigError(f"{path}: ROS params file has no '{node_name}: ros__parameters:' section")
         data = section["ros__parameters"]

@@ -398,7 +398,7 @@ def _load_params_file(path: str, node_name: str, namespace: str) -> dict[str, An
         document = yaml.safe_load(handle) or {}
     full = f"{namespace.rstrip('/')}/{node_name}"
     params: dict[str, Any] = {}
-    for key in ("/**", node_name, full, full.lstrip("/")):
+    for key in ("/**", f"/**/{node_name}", node_name, full, full.lstrip("/")):
         section = document.get(key)
         if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
             params.update(_flatten(section["ros__parameters"]))

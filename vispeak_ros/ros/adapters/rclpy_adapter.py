@@ -164,6 +164,8 @@ def build_message(cls: Any, ros_type: str, fields: Mapping[str, Any]) -> Any:
         raise TypeError(f"{ros_type} has no field(s) {', '.join(unknown)}; fields: {', '.join(types)}")
     values = {}
     for name, value in fields.items():
+        if types[name] == "octet" and isinstance(value, int):  # `byte` (e.g. DiagnosticStatus.level): rclpy wants
+            value = bytes([value])  # bytes of length 1, the DDS adapter and node logic use ints
         typecode = sequence_typecode(types[name])
         values[name] = as_sequence(value, typecode) if typecode else value
     return cls(**values)
