@@ -100,6 +100,8 @@ def test_bag_and_video_give_the_official_one_per_second_frames(bench):
     wake = json.loads((ann / "Visual_Wake-Up.json").read_text())[0]
     clip = read_clip(media / wake["video"], wake["video_start_time"], wake["video_end_time"])
     assert clip.times == [float(t) for t in range(len(clip.times))] and clip.frames[0].shape == (72, 96, 3)
+    assert read_clip(media / wake["video"], 2.0, 5.0).times == [2.0, 3.0, 4.0, 5.0]  # seconds of the whole video
+    assert read_clip(media / wake["video"], 2.0, 2.5).times == [2.0, 2.1, 2.3, 2.5]  # under 4: spread over the range
     bye = json.loads((ann / "Visual_Termination.json").read_text())[0]
     bag_clip = read_clip(media / bye["video"].removesuffix(".mp4"), bye.get("video_start_time"), None)
     assert bag_clip.times[:3] == [0.0, 1.0, 2.0]

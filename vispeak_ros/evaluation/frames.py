@@ -115,7 +115,7 @@ def read_bag(
     frames: list[np.ndarray] = []
     times: list[float] = []
     origin: int | None = None
-    config = SegmenterConfig(frame_policy=FramePolicy.OFFICIAL)
+    config = SegmenterConfig(frame_policy=FramePolicy.OFFICIAL, expect_audio=False)  # frames only: no audio wait
     try:
         for segment in read_segments(path, config=config, camera_topic=camera_topic):
             if origin is None:
