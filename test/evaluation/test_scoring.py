@@ -171,9 +171,11 @@ def test_score_command_prints_the_table_and_writes_json(wake_files, capsys):
     assert cli.main(["score", "--annotations", str(ann), "--output", str(out), "--json", str(out / "s.json")]) == 0
     text = capsys.readouterr().out
     assert "Visual Wake-Up" in text and "42.9%" in text and "1.71" in text
+    assert "with the official quirks: vw 1.86 57.1% | overall -" in text  # both rule sets are reported
     data = json.loads((out / "s.json").read_text())
     assert data["subtasks"]["Visual_Wake-Up"]["score"] == pytest.approx(3 / 7 * 4.0)
     assert data["overall"] is None and "missing: Anomaly_Warning" in data["overall_note"]  # needs all seven
+    assert data["other_rules"]["subtasks"]["Visual_Wake-Up"]["score"] == pytest.approx(4 / 7 * 13 / 4)
     assert cli.main(["score", "--annotations", str(ann), "--output", str(out), "--official-quirks"]) == 0
     assert "57.1%" in capsys.readouterr().out
 

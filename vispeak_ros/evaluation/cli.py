@@ -190,9 +190,9 @@ def cmd_judge(args) -> int:
 def cmd_score(args) -> int:
     from vispeak_ros.evaluation import scoring
     from vispeak_ros.evaluation.judge import load_verdicts, verdicts_path
-    from vispeak_ros.evaluation.predictions import output_path, read_predictions
+    from vispeak_ros.evaluation.predictions import PredictionError, output_path, read_predictions
 
-    rows = []
+    rows, other = [], []
     for name, items in _items(args).items():
         task = items[0].task
         path = output_path(args.output, name)
@@ -200,13 +200,21 @@ def cmd_score(args) -> int:
             row = scoring.TaskScore(name, task.code, len(items))
             row.notes.append(f"no predictions file {path}")
             rows.append(row)
+            other.append(scoring.TaskScore(name, task.code, len(items)))
             continue
+        entries = read_predictions(path)
         verdicts = load_verdicts(verdicts_path(args.output, name))
-        rows.append(scoring.score_task(task, items, read_predictions(path), verdicts, args.official_quirks))
+        rows.append(scoring.score_task(task, items, entries, verdicts, args.official_quirks))
+        try:
+            other.append(scoring.score_task(task, items, entries, verdicts, not args.official_quirks))
+        except PredictionError:  # e.g. duplicates, which only the released rules accept
+            other.append(scoring.TaskScore(name, task.code, len(items)))
     print(scoring.format_table(rows, args.official_quirks))
+    print(scoring.format_other(other, args.official_quirks))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(scoring.as_json(rows, args.official_quirks), indent=1) + "\n", encoding="utf-8")
+        data = scoring.as_json(rows, args.official_quirks, other)
+        args.json.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

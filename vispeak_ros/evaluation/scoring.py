@@ -267,11 +267,32 @@ def format_table(rows: Sequence[TaskScore], official_quirks: bool = False) -> st
     return "\n".join(lines)
 
 
-def as_json(rows: Sequence[TaskScore], official_quirks: bool = False) -> dict:
+def format_other(other: Sequence[TaskScore], official_quirks: bool) -> str:
+    """One line with the same predictions scored under the other rules (both are reported, the chosen in full)."""
+    name = "fixed rules" if official_quirks else "official quirks"
+
+    def part(r: TaskScore) -> str:
+        acc = "" if r.time_accuracy is None else f" {r.time_accuracy:.1%}"
+        return f"{r.code} {'-' if r.score is None else format(r.score, '.2f')}{acc}"
+
+    value, _ = overall(other)
+    total = "-" if value is None else f"{value:.2f}"
+    return f"with the {name}: " + " | ".join(part(r) for r in other) + f" | overall {total}"
+
+
+def as_json(rows: Sequence[TaskScore], official_quirks: bool = False, other: Sequence[TaskScore] = ()) -> dict:
     value, why = overall(rows)
-    return {
+    data = {
         "rules": "official_quirks" if official_quirks else "fixed",
         "subtasks": {r.task: asdict(r) for r in rows},
         "overall": value,
         "overall_note": why,
     }
+    if other:
+        keys = ("time_accuracy", "text_score", "score", "vr_accuracy")
+        data["other_rules"] = {
+            "rules": "fixed" if official_quirks else "official_quirks",
+            "subtasks": {r.task: {k: getattr(r, k) for k in keys} for r in other},
+            "overall": overall(other)[0],
+        }
+    return data
