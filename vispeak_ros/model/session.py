@@ -29,6 +29,12 @@ therefore stay below `sink + window_tokens + max_segment_tokens` for ever. With 
 dropped and the session equals a one-shot forward over the same rows.
 
 Greedy decoding only (the official temperature 0.01 + argmax is argmax), restricted to `tokens.vocab_limit`.
+
+Where the model runs (`LLMStep`): the session holds the decision logic only. Everything that touches weights goes
+through one small step object: fuse agent + user rows, run the LLM over them at explicit position ids on top of
+its KV cache, return informative logits and logits; plus the cache's length, `drop` (sink + window with re-rotated
+keys) and snapshot/restore for probes. `TorchLLMStep` runs the torch model; the onnxruntime backend supplies its
+own step over exported graphs (`vispeak_ros.runtime.backends.onnx_backend`), so both share this loop exactly.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
@@ -60,6 +67,70 @@ def window_within_trained_length(
     return window
 
 
+class LLMStep(Protocol):
+    """What the session needs from a model runtime (torch here; onnxruntime and TensorRT elsewhere)."""
+
+    cache: Any  # has get_seq_length() and drop(start, count) (sink + window eviction with re-rotated keys)
+    has_informative_head: bool
+
+    def run(
+        self, user_embeds: torch.Tensor, agent_ids: list[int], order: FusionOrder, all_logits: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse and feed rows at positions cache_length.. (appending to the cache); return (informative float32
+        [rows], logits float32 [rows or 1 when not all_logits, V]) as CPU-or-device torch tensors."""
+        ...
+
+    def embed(self, ids: list[int]) -> torch.Tensor:
+        """Token ids -> embedded user rows [len(ids), H]."""
+        ...
+
+    def snapshot(self) -> Any:
+        """An opaque copy of the cache state that `restore` brings back exactly."""
+        ...
+
+    def restore(self, state: Any) -> None: ...
+
+
+class TorchLLMStep:
+    """`LLMStep` over a torch `ViSpeakForCausalLM`: stock transformers Qwen2 with a `SinkWindowCache`."""
+
+    def __init__(self, model: ViSpeakForCausalLM) -> None:
+        self.model = model
+        self.cache = SinkWindowCache(model.config.llm, model.llm.model.rotary_emb.inv_freq)
+        self.has_informative_head = model.informative_head is not None
+
+    @torch.no_grad()
+    def run(
+        self, user_embeds: torch.Tensor, agent_ids: list[int], order: FusionOrder, all_logits: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+        start = self.cache.get_seq_length()
+        rows = user_embeds.shape[0]
+        agent = model.embed_tokens(torch.tensor(agent_ids, device=model.device))
+        fused = model.fuse(agent, user_embeds.to(device=model.device, dtype=model.dtype), order)
+        positions = torch.arange(start, start + rows, device=model.device).unsqueeze(0)
+        out = model.llm.model(inputs_embeds=fused[None], position_ids=positions, cache=self.cache, use_cache=True)
+        hidden = out.last_hidden_state[0]
+        if model.informative_head is not None:
+            informative = model.informative_head(hidden)
+        else:
+            informative = torch.zeros(rows, device=hidden.device)
+        logits = model.llm.lm_head(hidden if all_logits else hidden[-1:]).float()
+        return informative.float(), logits
+
+    @torch.no_grad()
+    def embed(self, ids: list[int]) -> torch.Tensor:
+        return self.model.embed_tokens(torch.tensor(list(ids), device=self.model.device))
+
+    def snapshot(self) -> Any:
+        # DynamicLayer.update concatenates into new tensors, so keeping the old ones restores the cache exactly
+        return [(layer.keys, layer.values) for layer in self.cache.layers]
+
+    def restore(self, state: Any) -> None:
+        for layer, (keys, values) in zip(self.cache.layers, state, strict=True):
+            layer.keys, layer.values = keys, values
+
+
 @dataclass
 class SegmentResult:
     """What one `start`/`feed`/`finish` call did, row by row."""
@@ -81,7 +152,7 @@ class StreamingSession:
 
     def __init__(
         self,
-        model: ViSpeakForCausalLM,
+        model: ViSpeakForCausalLM | LLMStep,
         tokens: SpecialTokens,
         *,
         window_tokens: int | None = None,
@@ -95,7 +166,8 @@ class StreamingSession:
     ) -> None:
         if window_tokens is not None and window_tokens < 0:
             raise ValueError("window_tokens must be >= 0 or None")
-        self.model = model
+        self.step: LLMStep = TorchLLMStep(model) if isinstance(model, ViSpeakForCausalLM) else model
+        self.model = model if isinstance(model, ViSpeakForCausalLM) else None  # the torch model, when there is one
         self.tokens = tokens
         self.window_tokens = window_tokens
         self.max_segment_tokens = max_segment_tokens
@@ -104,8 +176,7 @@ class StreamingSession:
         self.max_answer_tokens = max_answer_tokens
         self.record_logits = record_logits
         self.preempt = preempt
-        rotary = model.llm.model.rotary_emb
-        self.cache = SinkWindowCache(model.config.llm, rotary.inv_freq)
+        self.cache = self.step.cache
         self.sink_len = 0
         self.segments: deque[int] = deque()  # lengths of the retained segments after the sink, oldest first
         self.trigger = TriggerRule(threshold)
@@ -137,25 +208,15 @@ class StreamingSession:
         self, user_embeds: torch.Tensor, agent_ids: list[int], order: FusionOrder, all_logits: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fuse and feed rows; return (informative [rows], logits [rows or 1, V]). Inference only: no autograd."""
-        model = self.model
         start = self.cache.get_seq_length()
         rows = user_embeds.shape[0]
         bound = self.position_bound
         if bound is not None and start + rows > bound:
             raise RuntimeError(f"position {start + rows - 1} would exceed the bound {bound - 1}")
-        agent = model.embed_tokens(torch.tensor(agent_ids, device=model.device))
-        fused = model.fuse(agent, user_embeds.to(device=model.device, dtype=model.dtype), order)
-        positions = torch.arange(start, start + rows, device=model.device).unsqueeze(0)
-        out = model.llm.model(inputs_embeds=fused[None], position_ids=positions, cache=self.cache, use_cache=True)
-        hidden = out.last_hidden_state[0]
+        informative, logits = self.step.run(user_embeds, agent_ids, order, all_logits)
         self.max_position = max(self.max_position, start + rows - 1)
         self.rows_seen += rows
-        if model.informative_head is not None:
-            informative = model.informative_head(hidden)
-        else:
-            informative = torch.zeros(rows, device=hidden.device)
-        logits = model.llm.lm_head(hidden if all_logits else hidden[-1:]).float()
-        return informative.float(), logits
+        return informative, logits
 
     def _argmax(self, logits: torch.Tensor) -> int:
         limit = self.tokens.vocab_limit
@@ -170,7 +231,7 @@ class StreamingSession:
         prob: float | None = None
         if kind in (None, "frame"):
             prob = 1.0 / (1.0 + math.exp(-informative_before_seg))
-            self.last_trigger = self.trigger.push(prob) if self.model.informative_head is not None else None
+            self.last_trigger = self.trigger.push(prob) if self.step.has_informative_head else None
             if self.proactive and self.last_trigger is not None and self.last_trigger.fired:
                 return self.tokens.proactive, prob
         if kind != "frame":
@@ -240,14 +301,12 @@ class StreamingSession:
     def probe(self, user_embeds: torch.Tensor, agent_ids: list[int]) -> torch.Tensor:
         """Logits [rows, V] for rows fed after the current cache, which is then cropped back: the session (cache,
         counters, decisions) is left exactly as it was. For scoring continuations (event typing)."""
-        # DynamicLayer.update concatenates into new tensors, so keeping the old ones restores the cache exactly
-        saved = [(layer.keys, layer.values) for layer in self.cache.layers]
+        saved = self.step.snapshot()
         max_position, rows_seen = self.max_position, self.rows_seen
         try:
             _, logits = self._run(user_embeds, agent_ids, "agent_first", True)
         finally:
-            for layer, (keys, values) in zip(self.cache.layers, saved, strict=True):
-                layer.keys, layer.values = keys, values
+            self.step.restore(saved)
             self.max_position, self.rows_seen = max_position, rows_seen
         return logits
 
@@ -267,7 +326,7 @@ class StreamingSession:
 
     def finish(self, max_rows: int) -> SegmentResult:
         """Let a running answer go on over pad user rows (the stream has ended), at most `max_rows` rows."""
-        pad_row = self.model.embed_tokens(torch.tensor([self.tokens.pad], device=self.model.device))[0]
+        pad_row = self.step.embed([self.tokens.pad])[0]
         results: list[SegmentResult] = []
         left = max_rows
         while self.speaking and left > 0:
@@ -294,7 +353,7 @@ class StreamingSession:
         while i < rows and self.speaking:  # watching while speaking: one row per generated token
             informative, logits = self._run(user_embeds[i : i + 1], [self.next_agent], "agent_first", True)
             token = self._argmax(logits[-1])
-            if self.preempt and kind == "frame" and i == rows - 1 and self.model.informative_head is not None:
+            if self.preempt and kind == "frame" and i == rows - 1 and self.step.has_informative_head:
                 preempted_prob = 1.0 / (1.0 + math.exp(-self.prev_informative))
                 self.last_trigger = self.trigger.push(preempted_prob)
                 if self.proactive and self.last_trigger.fired:  # a newer trigger cuts the running answer here

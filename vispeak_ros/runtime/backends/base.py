@@ -1,4 +1,4 @@
-"""The interface between the runtime and a model backend (torch now; onnxruntime and TensorRT later).
+"""The interface between the runtime and a model backend (torch, onnxruntime; TensorRT later).
 
 The runtime speaks in *blocks*: user-stream rows that end with the seg token (a frame block, an audio block, a
 text block). A backend turns inputs into blocks (encode frame, encode audio, embed text), steps blocks through
@@ -6,7 +6,8 @@ the LLM with its own KV cache while applying the decision rules at seg rows (inf
 next-token argmax), generates answer tokens, and scores continuations without changing its state. Block rows are
 opaque to the runtime (`Rows`), so a backend may keep them on its device in its own tensor type.
 
-Decision rules a backend must follow (the torch backend gets them from `vispeak_ros.model.session`):
+Decision rules a backend must follow (`session_backend.SessionBackend` gets them from `vispeak_ros.model.session`
+for every backend; a new backend normally subclasses it and supplies an `LLMStep` and the block encoders):
 - frame block: push sigmoid(informative logit at the frame's last visual token) into the 3-long trigger queue
   (`core.trigger.TriggerRule`); when it fires, start an answer with the proactive marker; while an answer runs
   (trained alignment), a firing trigger cuts it and starts a new proactive answer (pre-emption);
@@ -46,6 +47,10 @@ class StepResult:
 class Backend(ABC):
     """One stream over one model. Not thread-safe: the runtime's single worker owns it."""
 
+    #: which backend this is ("torch", "onnxruntime", "tensorrt"), for logs and diagnostics
+    name: str = "backend"
+    #: how the factory chose it: one line per skipped candidate ("<name>: <reason>"), then the choice
+    selection: tuple[str, ...] = ()
     #: token ids the runtime needs (pad, im_end, markers)
     tokens: Any
     #: a `ViSpeakTokenizer`-like object: encode(text) -> ids, decode_answer(ids) -> text
@@ -83,6 +88,10 @@ class Backend(ABC):
     def score(self, prefix: Sequence[int], candidates: Sequence[Sequence[int]]) -> list[float]:
         """Mean log-probability of each candidate continuing `prefix` in the agent stream, after the current
         cache; the backend's state (cache, decisions) is left exactly as it was."""
+
+    def set_trigger_threshold(self, threshold: float) -> None:
+        """Change the proactive threshold while the stream runs (a running parameter of the node)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot change its trigger threshold while running")
 
     @property
     @abstractmethod

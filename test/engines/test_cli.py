@@ -1,0 +1,35 @@
+"""`vispeak-build-engine --format onnx`: export, up-to-date detection, the INT8 variant and its gate verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vispeak_ros.engines.cli import main
+from vispeak_ros.runtime.backends.artifacts import default_onnx_dir, model_checksum, read_manifest
+
+
+def test_export_then_up_to_date_then_int8_with_gate(tmp_path: Path, capsys):
+    from vispeak_ros.data import demo_checkpoint
+
+    assert main(["--format", "onnx", "--engine-dir", str(tmp_path)]) == 0
+    folder = default_onnx_dir(model_checksum(demo_checkpoint()), tmp_path)
+    first = capsys.readouterr().out
+    assert "onnx.checker ok" in first and "onnxruntime CPU vs torch" in first
+    stamp = (folder / "llm_step.onnx").stat().st_mtime_ns
+    gate = ["--int8", "--gate-scenarios", "thumbs_up,interrupt"]
+    assert main(["--format", "onnx", "--engine-dir", str(tmp_path), *gate]) == 0
+    out = capsys.readouterr().out
+    assert "up to date" in out and "gate: accepted" in out
+    assert (folder / "llm_step.onnx").stat().st_mtime_ns == stamp  # not exported again
+    variant = read_manifest(folder)["variants"]["int8"]
+    assert variant["file"] == "llm_step.int8.onnx" and variant["gate"]["accepted"]
+    assert variant["gate"]["streams"] == 2 and variant["gate"]["trigger_agreement"] >= 0.98
+
+
+def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, capsys):
+    assert main(["--format", "onnx", "--checkpoint", str(tmp_path / "missing"), "--output", str(tmp_path)]) == 2
+    assert "checkpoint folder not found" in capsys.readouterr().err
+    assert main(["--format", "tensorrt"]) == 2
+    assert "tensorrt" in capsys.readouterr().err
+    assert main(["--format", "onnx", "--int8", "--gate-scenarios", "dance"]) == 2
+    assert "unknown ['dance']" in capsys.readouterr().err
