@@ -95,6 +95,8 @@ def test_missing_verdicts_are_left_out_by_default_and_count_zero_with_quirks(wak
     assert stale.judged == 0 and any("another answer text" in n for n in stale.notes)
     nothing = scoring.score_task(WAKE, items, predictions, {})
     assert nothing.text_score is None and nothing.score is None and "no text score" in nothing.notes[-1]
+    unjudged = scoring.score_task(WAKE, items, predictions, {}, official_quirks=True)
+    assert unjudged.text_score is None and unjudged.judged == 0  # no judge ran at all: no text score, not zeros
 
 
 def test_denominator_duplicates_and_unknown_videos(wake_files):

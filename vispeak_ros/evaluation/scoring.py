@@ -191,8 +191,8 @@ def score_task(
             verdict = None
         if verdict is None:
             unjudged += 1
-            if official_quirks:
-                row.judged += 1  # the released scorer counts the answer and adds nothing
+            if official_quirks and verdicts:  # a judge ran and failed here: the released scorer adds nothing
+                row.judged += 1
             continue
         row.judged += 1
         total += float(verdict["score"])
