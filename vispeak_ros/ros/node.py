@@ -88,6 +88,7 @@ class VispeakNode:
         self._rates: dict[str, RateMeter] = {}
         self.errors: dict[str, int] = {}  # bad input and faults, by kind
         self._last_error = ""
+        self._errors_reported = 0  # bad-input count at the last diagnostics report
         self._seen_worker_errors = 0
         self._processed_at_fault = 0
         self._published_state: tuple | None = None
@@ -532,7 +533,9 @@ class VispeakNode:
             return ERROR, snapshot.reason, values
         if not self.active:
             return WARN, "inactive", values
-        if self._last_error and sum(self.errors.values()):
+        errors = sum(self.errors.values())
+        recent, self._errors_reported = errors > self._errors_reported, errors
+        if recent:  # new bad input since the last report (older ones stay counted in the values)
             return WARN, f"bad input: {self._last_error}", values
         if snapshot.active:
             return OK, f"advisory stop: {snapshot.reason}", values
