@@ -129,6 +129,40 @@ def _answer_ids(stream: Sequence[int], tokens: Any) -> list[int] | None:
     return ids
 
 
+def drive(
+    session,
+    system_rows,
+    rows: Callable[[Block], Any],
+    plan: Plan,
+    padding_rows: int = PADDING_ROWS,
+    prefill_order: str = "agent_first",
+) -> tuple[list[int], int | None]:
+    """The official loop over one plan, on a fresh `StreamingSession`: prefill through the start block (decision at
+    its seg row), then block by block until the first answer ends, then pad rows while it still runs. Returns the
+    agent tokens from the start block's seg row on, up to and including the first <|im_end|> (the official
+    loop's output ids), and the index of the block whose seg row started the answer (None: no answer).
+    `prefill_order="user_first"` reproduces the official prefill's swapped fusion (parity tests only)."""
+    tokens = session.tokens
+    first = [rows(b) for b in plan.blocks[: plan.start + 1]]
+    result = session.start(
+        [system_rows, *first], agent_ids=plan.agent[: plan.ends[plan.start]], prefill_order=prefill_order
+    )
+    stream = [result.emitted[-1]]
+    answer_block = plan.start if result.started else None
+    for k in range(plan.start + 1, len(plan.blocks)):
+        if answer_block is not None and tokens.im_end in stream:
+            break
+        result = session.feed(rows(plan.blocks[k]))
+        stream += result.emitted
+        if answer_block is None and result.started:
+            answer_block = k
+    if session.speaking and tokens.im_end not in stream:
+        stream += session.finish(padding_rows).emitted
+    if answer_block is not None and tokens.im_end in stream:
+        stream = stream[: stream.index(tokens.im_end) + 1]  # the official loop stops there
+    return stream, answer_block
+
+
 class ClipRunner:
     """One loaded model; runs plans with a fresh streaming session each (batch 1, no cache eviction)."""
 
@@ -189,19 +223,7 @@ class ClipRunner:
             max_answer_tokens=1 << 20,
         )
         system = model.embed_tokens(torch.tensor(plan.system_ids, device=model.device))
-        first = [rows(b) for b in plan.blocks[: plan.start + 1]]
-        result = session.start([system, *first], agent_ids=plan.agent[: plan.ends[plan.start]])
-        stream = [result.emitted[-1]]  # the official loop's output starts at the start segment's seg row
-        answer_block = plan.start if result.started else None
-        for k in range(plan.start + 1, len(plan.blocks)):
-            if answer_block is not None and tokens.im_end in stream:
-                break
-            result = session.feed(rows(plan.blocks[k]))
-            stream += result.emitted
-            if answer_block is None and result.started:
-                answer_block = k
-        if session.speaking and tokens.im_end not in stream:
-            stream += session.finish(PADDING_ROWS).emitted
+        stream, answer_block = drive(session, system, rows, plan)
         return self._outcome(item, plan, clip, stream, answer_block)
 
     def _outcome(self, item: Item, plan: Plan, clip: Clip, stream: list[int], answer_block: int | None) -> Outcome:
