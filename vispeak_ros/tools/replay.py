@@ -47,12 +47,22 @@ class ReplayResult:
     verdicts: list = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     stream_s: float = 0.0
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # the whole call, model loading and timeline drawing included
+    busy_s: float = 0.0  # the replay loop only: reading, segmenting, the assistant, writing the output
     counts: dict[str, int] = field(default_factory=dict)  # messages per topic in the output recording
 
     @property
     def speed(self) -> float:
-        return self.stream_s / self.wall_s if self.wall_s > 0 else 0.0
+        """Stream seconds per wall second of the replay loop (x realtime; model loading excluded)."""
+        return self.stream_s / self.busy_s if self.busy_s > 0 else 0.0
+
+
+@dataclass
+class RunFigures:
+    counts: dict[str, int]  # messages per topic in the output recording
+    stream_s: float  # stream seconds replayed
+    skipped: list[str]  # what could not be read, one line each
+    busy_s: float  # wall seconds of the replay itself (model loading excluded)
 
 
 def output_paths(output_dir: Path, name: str) -> tuple[Path, Path, Path]:
@@ -94,16 +104,25 @@ def run_fast(
     camera_topic: str | None = None,
     audio_topic: str | None = None,
     assistant=None,
-) -> tuple[dict[str, int], float, list[str]]:
-    """The assistant in this process over every segment, in order: (output counts, stream seconds, skipped)."""
+    threads: int = 0,
+) -> RunFigures:
+    """The assistant in this process over every segment, in order, on this thread.
+
+    No worker thread: reading and cutting a recording costs about 6 ms per segment against 60-150 ms for the demo
+    model, so overlapping them gains little, and one thread keeps torch's thread setting (set per thread) and the
+    output writer simple. Outputs are the same as through `runtime.Worker(replay=True)`: every segment, in order;
+    `latency_s` is the wall time from the start of the segment's processing to the output.
+    """
     from vispeak_ros.runtime.assistant import Assistant
-    from vispeak_ros.runtime.worker import Worker
+    from vispeak_ros.runtime.worker import Emitted
     from vispeak_ros.tools.bag_source import SourceStats, read_segments, with_our_types
     from vispeak_ros.tools.output_bag import OutputBag
     from vispeak_ros.tools.replay_outputs import write_output
     from vispeak_ros.tools.replay_video import VideoRecording, segment_messages
 
+    set_threads(threads, config)
     assistant = assistant if assistant is not None else Assistant(config)
+    loop_started = time.perf_counter()
     stats = SourceStats()
     video = isinstance(source, VideoRecording)
     if video:
@@ -112,7 +131,6 @@ def run_fast(
         store = audio_common.typestore("mgonzs13")
     else:
         store = with_our_types(source.typestore)
-    emitted: list[Any] = []  # filled on the worker thread, drained here: the bag is written from one thread only
     stream_end = [0]
     with OutputBag(bag_path, typestore=store, single_file=True) as bag:
         bag.on_write = collector.on_message
@@ -133,24 +151,15 @@ def run_fast(
             segments = read_segments(source, None, camera_topic, audio_topic, stats, record_input,
                                      _segmenter_options(config))  # fmt: skip
 
-        def drain() -> None:
-            while emitted:
-                write_output(bag, emitted.pop(0))
-
         origin = None
-        with Worker(assistant, on_output=emitted.append, replay=True) as worker:
-            for segment in segments:
-                if origin is None:
-                    origin = segment.start_ns
-                    collector.origin_ns = collector.origin_ns if collector.origin_ns is not None else origin
-                stream_end[0] = segment.end_ns
-                worker.submit(segment)
-                drain()
-                progress.update((segment.end_ns - origin) / NS_PER_S)
-            worker.wait_idle()
-            drain()
-        if worker.error is not None:
-            raise worker.error
+        for segment in segments:
+            if origin is None:
+                origin = segment.start_ns
+                collector.origin_ns = collector.origin_ns if collector.origin_ns is not None else origin
+            stream_end[0] = segment.end_ns
+            began = time.perf_counter()
+            assistant.process(segment, lambda o, i=segment.index, t=began: write_output(bag, Emitted(o, i, _since(t))))
+            progress.update((segment.end_ns - origin) / NS_PER_S)
         counts = dict(bag.counts)
     skipped = list(source.problems)
     if stats.decode_errors:
@@ -158,7 +167,23 @@ def run_fast(
     if stats.conversion_errors:
         skipped.append(f"{source.path}: {stats.conversion_errors} messages could not be converted ({stats.last_error})")
     stream_s = (stream_end[0] - origin) / NS_PER_S if origin is not None else 0.0
-    return counts, stream_s, skipped
+    return RunFigures(counts, stream_s, skipped, time.perf_counter() - loop_started)
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def set_threads(threads: int, config) -> None:
+    """torch intra-op threads for the model. 0: one thread for the bundled demo model on CPU, whose matrices
+    (hidden size 64) are too small for threads to pay off; measured on 2 shared cores, 2 threads ran 10x slower
+    than 1 (OpenMP workers spinning against the reader thread and other processes). torch's default otherwise."""
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    elif not config.checkpoint and config.device == "cpu":
+        torch.set_num_threads(1)
 
 
 def _copyable(connection) -> bool:
@@ -181,6 +206,7 @@ def replay(
     err: TextIO | None = None,
     paced_options: dict | None = None,
     assistant=None,
+    threads: int = 0,
 ) -> ReplayResult:
     """Replay one recording; see the module docstring. Raises RecordingError/AnnotationError/ValueError/OSError."""
     from vispeak_ros.runtime.config import RuntimeConfig, load_config
@@ -207,13 +233,11 @@ def replay(
         print(f"vispeak-replay: {source.kind} {source.path} ({mode} mode), model {model}", file=out, flush=True)
     try:
         if mode == "fast":
-            counts, stream_s, skipped = run_fast(source, config, bag_path, collector, bar, camera_topic, audio_topic,
-                                                 assistant)  # fmt: skip
+            figures = run_fast(source, config, bag_path, collector, bar, camera_topic, audio_topic, assistant, threads)
         else:
             from vispeak_ros.tools.replay_paced import run_paced
 
-            counts, stream_s, skipped = run_paced(source, bag_path, collector, bar, camera_topic, audio_topic,
-                                                  **(paced_options or {}))  # fmt: skip
+            figures = run_paced(source, bag_path, collector, bar, camera_topic, audio_topic, **(paced_options or {}))
     except BaseException:
         bag_path.unlink(missing_ok=True)
         raise
@@ -226,8 +250,8 @@ def replay(
     plot_windows = collector.timeline_windows(windows)
     save_timeline(png_path, draw_timeline(collector.scores, threshold, marks, plot_windows, title))
     save_timeline_html(html_path, timeline_html(collector.scores, threshold, marks, plot_windows, title))
-    result = ReplayResult(bag_path, png_path, html_path, collector, collector.verdicts(windows), skipped, stream_s,
-                          time.perf_counter() - started, counts)  # fmt: skip
+    result = ReplayResult(bag_path, png_path, html_path, collector, collector.verdicts(windows), figures.skipped,
+                          figures.stream_s, time.perf_counter() - started, figures.busy_s, figures.counts)  # fmt: skip
     if out is not None:
         _summarise(result, out)
     return result
@@ -247,8 +271,8 @@ def _summarise(result: ReplayResult, out: TextIO) -> None:
     summary = f"done: {len(result.collector.answers)} answers, {len(result.collector.events)} events"
     if result.verdicts:
         summary += f", {answered}/{len(result.verdicts)} ground-truth events answered in time"
-    print(f"{summary}; {result.stream_s:.0f} s of stream in {result.wall_s:.1f} s ({result.speed:.1f}x realtime)",
-          file=out)  # fmt: skip
+    print(f"{summary}; {result.stream_s:.0f} s of stream in {result.busy_s:.1f} s ({result.speed:.1f}x realtime, "
+          f"{result.wall_s:.1f} s with loading)", file=out)  # fmt: skip
     print(f"wrote {result.bag}, {result.timeline_png} and {result.timeline_html}", file=out, flush=True)
 
 
@@ -268,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera-topic", help="camera topic (default: found by type)")
     parser.add_argument("--audio-topic", help="microphone topic (default: found by type)")
     parser.add_argument("--audio", type=Path, help="audio file for a video (default: <video>.wav or its own track)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in fast mode (default: 1 for the "
+                        "bundled demo model, torch's choice otherwise)")  # fmt: skip
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="always draw the progress bar (default: when stderr is a terminal)")  # fmt: skip
@@ -299,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         replay(
             args.recording, args.checkpoint, args.output_dir, args.mode, args.annotations, args.camera_topic,
-            args.audio_topic, args.audio, args.config, args.progress, paced_options=paced,
+            args.audio_topic, args.audio, args.config, args.progress, paced_options=paced, threads=args.threads,
         )  # fmt: skip
     except (RecordingError, AnnotationError, ValueError, OSError, RuntimeError) as error:
         print(f"vispeak-replay: error: {' '.join(str(error).split())}", file=sys.stderr)

@@ -149,8 +149,8 @@ def run_paced(
     network: bool = False,
     namespace: str = "/",
     env: Mapping[str, str] | None = None,
-) -> tuple[dict[str, int], float, list[str]]:
-    """Play `source` into a running node and record its outputs: (output counts, stream seconds, skipped)."""
+) -> Any:
+    """Play `source` into a running node and record its outputs (a `replay.RunFigures`)."""
     from vispeak_ros.tools.bag_source import Recording, find_topics, with_our_types
     from vispeak_ros.tools.output_bag import OutputBag
 
@@ -211,5 +211,7 @@ def run_paced(
             counts = dict(bag.counts)
     finally:
         player.close()
-    skipped = source.problems + skipped
-    return counts, (last_ns - first_ns) / NS_PER_S if first_ns is not None else 0.0, skipped
+    from vispeak_ros.tools.replay import RunFigures
+
+    stream_s = (last_ns - first_ns) / NS_PER_S if first_ns is not None else 0.0
+    return RunFigures(counts, stream_s, source.problems + skipped, time.monotonic() - started)
