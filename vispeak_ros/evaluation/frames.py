@@ -77,6 +77,7 @@ def read_video(path: str | Path, start: float | None = None, end: float | None =
             if not container.streams.video:
                 raise ClipError(f"{path}: no video stream")
             stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame and slice threads: long clips are decoded whole to reach 64 frames
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else 0.0
             n_frames = int(stream.frames or 0)
