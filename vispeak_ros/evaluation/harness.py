@@ -96,7 +96,7 @@ def build_plan(
     elif driving in ("interrupt", "prefilled"):
         question = next(k for k, b in enumerate(blocks) if b.kind == "text")
         at = ends[question]
-        answer = [tokens.text_answer, *encode(item.prefill or ""), tokens.im_end]
+        answer = [*_marked(item.prefill or "", encode, tokens), tokens.im_end]
         answer = answer[: max(0, total - at)]
         agent[at : at + len(answer)] = answer
         if driving == "interrupt":
@@ -108,6 +108,15 @@ def build_plan(
             after = [k for k, end in enumerate(ends) if end > at + len(answer)]
             plan.start = after[0] if after else len(blocks) - 1
     return plan
+
+
+def _marked(text: str, encode: Callable[[str], list[int]], tokens: Any) -> list[int]:
+    """Ids of "☜" + text as the official harness tokenizes it (one string: a byte-level BPE may cut differently at
+    the join); a tokenizer that does not split the marker off (a word-level one) gets the marker id + the text."""
+    from vispeak_ros.model.tokenizer import TEXT_ANSWER_MARKER
+
+    joint = encode(TEXT_ANSWER_MARKER + text)
+    return joint if joint[:1] == [tokens.text_answer] else [tokens.text_answer, *encode(text)]
 
 
 @dataclass
