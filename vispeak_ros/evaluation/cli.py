@@ -177,7 +177,9 @@ def cmd_judge(args) -> int:
             progress=lambda line: print(line, file=sys.stderr),
             concurrency=args.concurrency,
         )
-        out = judging.save_verdicts(judging.verdicts_path(args.output, name), verdicts, config.model)
+        target = judging.verdicts_path(args.output, name)
+        kept = {v: d for v, d in judging.load_verdicts(target).items() if d.get("model") == config.model}
+        out = judging.save_verdicts(target, {**kept, **verdicts}, config.model)  # earlier verdicts of this judge stay
         print(
             f"{name}: {len(verdicts)} verdicts"
             + (f", {failed} without a usable verdict" if failed else "")
