@@ -17,7 +17,8 @@ Defaults fix the released scorer's bugs; `official_quirks=True` reproduces them:
 - denominator: default, every annotated clip (a missing prediction is a miss); quirks, the entries of the
   predictions file (duplicates count twice);
 - an in-time answer without a verdict: default, left out of the text average (and reported); quirks, it counts 0
-  (the released scorer's exceptions drop it after counting it);
+  once a judge has run (the released scorer's exceptions drop it after counting it); no verdicts at all: no text
+  score in either mode;
 - Visual Reference lead-in phrases: default, the eight it lists; quirks, as its code has them (two missing commas
   fuse two pairs into strings that never occur, so "Best answer: C" reads as B).
 
