@@ -7,11 +7,10 @@ the node's feedback, events and informative scores are recorded. Outputs: `<name
 `<name>.timeline.png` and `<name>.timeline.html` in `output_dir`.
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackagePrefix
-
-from launch import LaunchDescription
 
 ARGUMENTS = (
     ("bag", "", "the recording: a rosbag2 folder (mcap or sqlite3), an .mcap file, or a video file"),

@@ -12,7 +12,7 @@ import pytest
 
 from vispeak_ros import data
 from vispeak_ros.tools import replay
-from vispeak_ros.tools.bag_source import open_recording
+from vispeak_ros.tools.bag_source import open_recording, read_segments
 from vispeak_ros.tools.replay_video import VideoRecording
 from vispeak_ros.training import recordings, world
 
@@ -56,8 +56,8 @@ def test_a_video_replays_into_a_recording_of_what_the_model_saw(stream, tmp_path
     seconds = math.ceil(stream.duration_s)
     assert counts["/camera/image_raw/compressed"] == seconds and counts["/audio"] == seconds
     assert counts["/vispeak/informative"] == seconds
-    again = replay.replay(result.bag, output_dir=tmp_path / "again", out=None, progress=False)  # it replays too
-    assert Counter(c.topic for c, _, _ in open_recording(again.bag).messages())["/vispeak/informative"] == seconds
+    again = list(read_segments(result.bag))  # the output is a recording the replay reads again
+    assert len(again) == seconds and all(s.frame is not None and s.audio_coverage == 1.0 for s in again[:-1])
 
 
 def _no_camera_bag(stream, path):

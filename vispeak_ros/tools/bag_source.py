@@ -48,6 +48,7 @@ class SourceStats:
     last_error: str = ""
     per_topic: dict[str, int] = field(default_factory=dict)
     decode_errors: int = 0  # messages whose bytes do not deserialise with their type
+    segmenter: object = None  # the segmenter's own counters (core.segmenter.SegmenterStats) once reading started
 
 
 def _pick(connections, types, wanted: str | None, what: str, path: Path, required: bool) -> str | None:
@@ -356,6 +357,7 @@ def read_segments(
         if config is None:
             config = SegmenterConfig(expect_audio=topics.audio is not None, **(segmenter_options or {}))
         segmenter = Segmenter(config, decode_frame=decode_frame)
+        stats.segmenter = segmenter.stats
         microphone = AudioStreamConverter(topics.audio or "", flavour=topics.audio_flavour)
         wanted = {topics.camera, topics.audio, topics.audio_info, topics.query} - {None}
         store = recording.typestore

@@ -166,6 +166,9 @@ def run_fast(
         skipped.append(f"{source.path}: {stats.decode_errors} messages did not decode ({stats.last_error})")
     if stats.conversion_errors:
         skipped.append(f"{source.path}: {stats.conversion_errors} messages could not be converted ({stats.last_error})")
+    bad_frames = getattr(stats.segmenter, "decode_errors", 0)
+    if bad_frames:
+        skipped.append(f"{source.path}: {bad_frames} chosen camera frames did not decode (segments without video)")
     stream_s = (stream_end[0] - origin) / NS_PER_S if origin is not None else 0.0
     return RunFigures(counts, stream_s, skipped, time.perf_counter() - loop_started)
 

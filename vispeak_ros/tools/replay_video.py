@@ -146,6 +146,7 @@ class VideoRecording:
         stats = stats if stats is not None else SourceStats()
         config = SegmenterConfig(expect_audio=self.audio_path is not None, **(segmenter_options or {}))
         segmenter = Segmenter(config, decode_frame=lambda frame: frame.to_ndarray(format="rgb24"))
+        stats.segmenter = segmenter.stats
         merged = heapq.merge(self._frames(), self._audio(), key=lambda item: (item[0], item[1]))
         for stamp, kind, item in merged:
             stats.messages += 1
