@@ -16,14 +16,14 @@ def test_export_then_up_to_date_then_int8_with_gate(tmp_path: Path, capsys):
     first = capsys.readouterr().out
     assert "onnx.checker ok" in first and "onnxruntime CPU vs torch" in first
     stamp = (folder / "llm_step.onnx").stat().st_mtime_ns
-    gate = ["--int8", "--gate-scenarios", "thumbs_up,interrupt"]
+    gate = ["--int8", "--gate-scenarios", "interrupt"]
     assert main(["--format", "onnx", "--engine-dir", str(tmp_path), *gate]) == 0
     out = capsys.readouterr().out
     assert "up to date" in out and "gate: accepted" in out
     assert (folder / "llm_step.onnx").stat().st_mtime_ns == stamp  # not exported again
     variant = read_manifest(folder)["variants"]["int8"]
     assert variant["file"] == "llm_step.int8.onnx" and variant["gate"]["accepted"]
-    assert variant["gate"]["streams"] == 2 and variant["gate"]["trigger_agreement"] >= 0.98
+    assert variant["gate"]["streams"] == 1 and variant["gate"]["trigger_agreement"] >= 0.98
 
 
 def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, capsys):

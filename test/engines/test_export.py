@@ -66,19 +66,19 @@ def _frames(count: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def test_onnxruntime_equals_torch_over_several_segments_with_eviction(demo_model, demo_export: Path):
-    """Blocks, logits, informative logits and the KV cache after 8 windowed segments (evictions included)."""
+    """Blocks, decisions, informative probabilities, label scores and the KV cache after 5 windowed segments
+    (evictions and key re-rotation included)."""
     from vispeak_ros.runtime.backends.torch_backend import TorchBackend
 
     tokenizer = demo_model.tokenizer
-    options = {"threshold": 0.35, "window_segments": 2, "max_answer_tokens": 8}
+    options = {"threshold": 0.35, "window_segments": 1, "max_answer_tokens": 8}
     ours = OnnxBackend(demo_export, tokenizer, **options)
     theirs = TorchBackend(demo_model, tokenizer, **options)
     for backend in (ours, theirs):
-        backend.session.record_logits = True
         backend.start([*tokenizer.encode("You are a helpful assistant."), backend.tokens.seg])
     audio = (np.random.default_rng(1).standard_normal(16000) * 0.05).astype(np.float32)
     with torch.no_grad():
-        for frame in _frames(8):
+        for frame in _frames(5):
             blocks = [(b.frame_block(frame), b.audio_block(audio)) for b in (ours, theirs)]
             torch.testing.assert_close(blocks[0][0], blocks[1][0], atol=TOL, rtol=TOL)
             torch.testing.assert_close(blocks[0][1], blocks[1][1], atol=TOL, rtol=TOL)
@@ -92,6 +92,10 @@ def test_onnxruntime_equals_torch_over_several_segments_with_eviction(demo_model
     for a, b in zip(ours.session.cache.layers, theirs.session.cache.layers, strict=True):
         np.testing.assert_allclose(a.keys, b.keys.numpy(), atol=TOL, rtol=TOL)
         np.testing.assert_allclose(a.values, b.values.numpy(), atol=TOL, rtol=TOL)
+    probe = torch.from_numpy(np.random.default_rng(2).standard_normal((3, 64)).astype(np.float32))
+    agent = tokenizer.encode("Hello! How can")
+    logits = [b.session.probe(probe, agent) for b in (ours, theirs)]  # all rows' logits on the evicted cache
+    assert logits[0].shape == (3, 212) and float((logits[0] - logits[1]).abs().max()) < TOL
     scores = [b.score([b.tokens.proactive], [tokenizer.encode("Hello!")]) for b in (ours, theirs)]
     assert abs(scores[0][0] - scores[1][0]) < TOL
 
@@ -149,13 +153,9 @@ def test_onnxruntime_reproduces_the_official_streaming_run_of_the_tiny_reference
     emitted = [tok for r in ours for tok in r.emitted][start - 1 :]
     assert emitted == t["stream_proactive_generated_ids"].tolist()
     assert emitted == [tok for r in theirs for tok in r.emitted][start - 1 :]
-    torch.testing.assert_close(
-        torch.cat([r.logits for r in ours]), torch.cat([r.logits for r in theirs]), atol=TOL, rtol=TOL
-    )
-    torch.testing.assert_close(
-        torch.cat([r.informative_logits for r in ours]), torch.cat([r.informative_logits for r in theirs]),
-        atol=TOL, rtol=TOL,
-    )  # fmt: skip
+    for field in ("logits", "informative_logits"):  # [~300, 152064] logits: a plain max is 10x faster than isclose
+        a, b = (torch.cat([getattr(r, field) for r in results]) for results in (ours, theirs))
+        assert a.shape == b.shape and float((a - b).abs().max()) < TOL, field
     for a, b in zip(ours_session.cache.layers, theirs_session.cache.layers, strict=True):
         np.testing.assert_allclose(a.keys, b.keys.numpy(), atol=TOL, rtol=TOL)
         np.testing.assert_allclose(a.values, b.values.numpy(), atol=TOL, rtol=TOL)

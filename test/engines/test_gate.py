@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vispeak_ros.engines.gate import Decisions, compare, run_gate, synthetic_streams
+from vispeak_ros.engines.gate import Decisions, compare, record, synthetic_streams
 from vispeak_ros.engines.variants import damage_graph, quantize_int8
 
 
@@ -48,16 +48,30 @@ def streams():
     return synthetic_streams(["thumbs_up", "interrupt"])
 
 
-def test_gate_rejects_a_damaged_graph(backends, streams):
-    report = run_gate(backends(), backends("llm_step.damaged.onnx"), streams)
+@pytest.fixture(scope="module")
+def reference(backends, streams):
+    """The FP32 graph's decisions, recorded once for both candidates."""
+    from vispeak_ros.runtime.config import RuntimeConfig
+
+    return record(backends(), streams, RuntimeConfig())
+
+
+def run_gate(reference, make_candidate, streams):
+    from vispeak_ros.runtime.config import RuntimeConfig
+
+    return compare(reference, record(make_candidate, streams, RuntimeConfig()))
+
+
+def test_gate_rejects_a_damaged_graph(backends, streams, reference):
+    report = run_gate(reference, backends("llm_step.damaged.onnx"), streams)
     assert not report.accepted
     assert report.trigger_agreement < 0.98 or report.event_agreement < 0.95
     assert report.frame_decisions == sum(len(s) for _, s in streams)  # one decision per frame segment
 
 
-def test_gate_accepts_dynamic_int8_on_the_demo_model(backends, streams):
+def test_gate_accepts_dynamic_int8_on_the_demo_model(backends, streams, reference):
     """Measured: INT8 weights move the informative probabilities by about 2e-2, and no decision changes."""
-    report = run_gate(backends(), backends("llm_step.int8.onnx"), streams)
+    report = run_gate(reference, backends("llm_step.int8.onnx"), streams)
     assert report.accepted, report.summary()
     assert 0.0 < report.max_probability_diff < 0.1  # it did run a different graph
     assert report.events_reference > 0

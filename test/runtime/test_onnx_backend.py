@@ -52,7 +52,7 @@ def test_demo_recording_through_onnxruntime_equals_torch(demo, engine_dir: Path)
     from vispeak_ros.data import demo_recording
     from vispeak_ros.tools.bag_source import read_segments
 
-    segments = list(itertools.islice(read_segments(demo_recording()), 20))  # the first 20 s
+    segments = list(itertools.islice(read_segments(demo_recording()), 15))  # the first 15 s
     config = RuntimeConfig(backend="onnxruntime", engine_dir=str(engine_dir), ort_provider="cpu")
     ours = Assistant(config)
     assert ours.backend.name == "onnxruntime"

@@ -9,6 +9,7 @@ Both are deterministic: the same input gives the same bytes.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,12 @@ def quantize_int8(source: str | Path, target: str | Path) -> Path:
 
     target = Path(target)
     target.unlink(missing_ok=True)
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # its root-logger advice to pre-process (shape inference) is noise here
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    finally:
+        logging.disable(previous)
     return target
 
 
