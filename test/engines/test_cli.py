@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from vispeak_ros.engines.cli import main
 from vispeak_ros.runtime.backends.artifacts import default_onnx_dir, model_checksum, read_manifest
+from vispeak_ros.runtime.backends.factory import BackendUnavailable, create_backend
+from vispeak_ros.runtime.config import RuntimeConfig
 
 
 def test_export_then_up_to_date_then_int8_with_gate(tmp_path: Path, capsys):
@@ -24,6 +29,14 @@ def test_export_then_up_to_date_then_int8_with_gate(tmp_path: Path, capsys):
     variant = read_manifest(folder)["variants"]["int8"]
     assert variant["file"] == "llm_step.int8.onnx" and variant["gate"]["accepted"]
     assert variant["gate"]["streams"] == 1 and variant["gate"]["trigger_agreement"] >= 0.98
+    # the runtime loads the INT8 step only while the manifest says the gate accepted it
+    config = RuntimeConfig(backend="onnxruntime", engine_dir=str(tmp_path), ort_provider="cpu", engine_precision="int8")
+    assert create_backend(config).step_file == "llm_step.int8.onnx"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["variants"]["int8"]["gate"]["accepted"] = False
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BackendUnavailable, match="did not pass the agreement gate"):
+        create_backend(config)
 
 
 def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, capsys):

@@ -7,6 +7,7 @@ import itertools
 import logging
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 
 from vispeak_ros.runtime.assistant import Assistant
@@ -91,6 +92,10 @@ def test_named_backends_are_refused_with_their_reason(tmp_path: Path, engine_dir
                 backend="onnxruntime", engine_dir=str(engine_dir), ort_provider="cpu", engine_precision="int8"
             )
         )
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        cuda = RuntimeConfig(backend="onnxruntime", engine_dir=str(engine_dir), ort_provider="cuda")
+        with pytest.raises(BackendUnavailable, match="no CUDA execution provider"):
+            create_backend(cuda)
     export = next((engine_dir / "onnx").iterdir())
     other = RuntimeConfig(backend="onnxruntime", engine_dir=str(export), checkpoint=str(tmp_path), ort_provider="cpu")
     with pytest.raises(BackendUnavailable, match="exported from another checkpoint"):

@@ -100,9 +100,14 @@ class OnnxLLMStep:
         self.inputs, self.outputs = info["inputs"], info["outputs"]
         self.table = embed_table
         self.dtype = np.float16 if manifest["dtype"] == "float16" else np.float32
+        self._info = info
+        self.reset()
+        self.has_informative_head = bool(info["informative_head"])
+
+    def reset(self) -> None:
+        info = self._info
         inv_freq = torch.tensor(info["rope_inv_freq"], dtype=torch.float32)
         self.cache = ArrayKVCache(info["layers"], info["kv_heads"], info["head_dim"], inv_freq, self.dtype)
-        self.has_informative_head = bool(info["informative_head"])
 
     def run(
         self, user_embeds: torch.Tensor, agent_ids: list[int], order: FusionOrder, all_logits: bool
@@ -165,7 +170,7 @@ class OnnxBackend(SessionBackend):
                 expected = manifest["files"].get(name)
                 if expected is None or not (root / name).is_file() or file_sha256(root / name) != expected:
                     raise ArtifactError(f"{root / name}: missing or changed since export (checksum differs)")
-        self.manifest, self.provider, self.graphs_dir = manifest, provider, root
+        self.manifest, self.provider, self.graphs_dir, self.step_file = manifest, provider, root, step_name
         table = load_file(str(root / manifest["embeddings"]))["embed_tokens"]
         dtype = np.float16 if manifest["dtype"] == "float16" else np.float32
         self._table = table.astype(dtype)
