@@ -108,3 +108,38 @@ def test_paced_replay_without_a_node_says_so(tmp_path):
         replay(bag, mode="paced", output_dir=tmp_path / "out", out=None, progress=False,
                paced_options={"wait_for_node_s": 0.5, "env": env})  # fmt: skip
     assert not list((tmp_path / "out").glob("*.vispeak.mcap"))
+
+
+@pytest.mark.slow
+def test_paced_replay_into_the_real_vispeak_node(tmp_path):
+    """End to end: vispeak-node (Cyclone DDS, demo model) in its own process, the recording played at twice real
+    time, its answers recorded. The node runs live (it may drop a stale segment when it falls behind), so this
+    checks that its outputs arrive and are recorded in stream time, not which answers it gives."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    stream = world.generate("wake_up", seed=2, size=(96, 72), fps=10)  # 11 s
+    bag = recordings.write_bag(stream, tmp_path / "bag", storage="mcap")
+    env = isolated_env()
+    node = subprocess.Popen(
+        [sys.executable, str(repo / "scripts" / "vispeak-node"), "--transport", "dds", "--ros-args",
+         "-p", "camera_transport:=compressed"],
+        env={**env, "PYTHONPATH": str(repo)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        result = replay(
+            bag, mode="paced", output_dir=tmp_path / "out", out=None, progress=False,
+            paced_options={"rate": 2.0, "tail_s": 3.0, "wait_for_node_s": 120.0, "env": env},
+        )  # fmt: skip
+    finally:
+        node.terminate()
+        _, err = node.communicate(timeout=30)
+    frames = [stamp for c, stamp, _ in open_recording(bag).messages({CAMERA})]
+    output = open_recording(result.bag)
+    scores = [stamp for _, stamp, _ in output.messages({"/vispeak/informative"})]
+    assert len(scores) >= 0.7 * len(frames) / stream.fps, err[-2000:]  # most seconds were scored
+    assert set(scores) <= set(frames)  # stamped with the chosen frames' own stamps: stream time
+    assert result.counts["/camera/image_raw/compressed"] == len(frames)
+    assert all(0.0 <= score.t <= stream.duration_s + 1.0 for score in result.collector.scores)

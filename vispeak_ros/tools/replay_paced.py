@@ -203,6 +203,7 @@ def run_paced(
                 bag.copy(connection.topic, connection.msgtype, definitions[connection.topic], record_ns, raw)
                 last_ns = max(last_ns, record_ns)
                 progress.update((record_ns - first_ns) / NS_PER_S)
+            published_s = time.monotonic() - started
             tail_end = time.monotonic() + tail_s
             while time.monotonic() < tail_end:
                 time.sleep(0.05)
@@ -214,4 +215,4 @@ def run_paced(
     from vispeak_ros.tools.replay import RunFigures
 
     stream_s = (last_ns - first_ns) / NS_PER_S if first_ns is not None else 0.0
-    return RunFigures(counts, stream_s, source.problems + skipped, time.monotonic() - started)
+    return RunFigures(counts, stream_s, source.problems + skipped, published_s)
