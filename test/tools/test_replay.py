@@ -142,3 +142,68 @@ def test_a_corrupt_chunk_costs_that_chunk_only(tmp_path):
     assert len(good._chunks) >= 3 and total // 2 < sum(topics.values()) < total
     assert set(topics) == {"/camera/image_raw/compressed", "/audio", "/query"}
     assert len(damaged.problems) == 1 and "chunk at byte" in damaged.problems[0] and "skipped" in damaged.problems[0]
+
+
+def _record(opcode: int, body: bytes) -> bytes:
+    return bytes([opcode]) + len(body).to_bytes(8, "little") + body
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(4, "little") + data
+
+
+def _foreign_mcap(source, path, compression: str) -> None:
+    """The source's messages in an MCAP written the way other writers do: profile "", schemas as ros2msg, one
+    compressed chunk per 50 messages with chunk indexes in the summary (compression "lz4" or "zstd"), or no
+    chunks and no summary at all (compression None)."""
+    import struct
+    from binascii import crc32
+
+    recording = open_recording(source)
+    out = bytearray(b"\x89MCAP0\r\n" + _record(0x01, _string("") + _string("another writer")))
+    channels, meta = {}, bytearray()
+    for index, c in enumerate(recording.connections, start=1):
+        meta += _record(0x03, struct.pack("<H", index) + _string(c.msgtype) + _string("ros2msg") + _string(c.msgdef))
+        meta += _record(0x04, struct.pack("<HH", index, index) + _string(c.topic) + _string("cdr") + bytes(4))
+        channels[c.topic] = index
+    out += meta
+    read = [(channels[c.topic], t, bytes(raw)) for c, t, raw in recording.messages()]
+    messages = [_record(0x05, struct.pack("<HIQQ", cid, 0, t, t) + raw) for cid, t, raw in read]
+    times = [t for _, t, _ in read]
+    indexes = bytearray()
+    step = 50 if compression else len(messages)
+    for start in range(0, len(messages), step):
+        block, span = b"".join(messages[start : start + step]), times[start : start + step]
+        if compression is None:
+            out += block
+            continue
+        if compression == "lz4":
+            from lz4.frame import compress
+        else:
+            from backports.zstd import compress
+        packed = compress(block)
+        body = struct.pack("<QQQI", span[0], span[-1], len(block), crc32(block)) + _string(compression)
+        offset = len(out)
+        out += _record(0x06, body + len(packed).to_bytes(8, "little") + packed)
+        indexes += _record(0x08, struct.pack("<QQQQ", span[0], span[-1], offset, len(out) - offset) + bytes(4)
+                           + bytes(8) + _string(compression) + struct.pack("<QQ", len(packed), len(block)))  # fmt: skip
+    out += _record(0x0F, bytes(4))
+    summary = len(out) if compression else 0
+    out += meta + indexes if compression else b""
+    out += _record(0x02, struct.pack("<QQI", summary, 0, 0)) + b"\x89MCAP0\r\n"
+    path.write_bytes(bytes(out))
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd", None])
+def test_mcap_files_from_other_writers_read_the_same(stream, tmp_path, compression):
+    source = recordings.write_bag(stream, tmp_path / "bag", storage="mcap")
+    foreign = tmp_path / "foreign.mcap"
+    _foreign_mcap(source, foreign, compression)
+    recording = open_recording(foreign)
+    assert recording.kind == "mcap file" and not recording.problems
+    _, expected = _messages(source)
+    assert [(c.topic, t, bytes(raw)) for c, t, raw in recording.messages()] == expected
+    from vispeak_ros.tools.bag_source import read_segments
+
+    assert len(list(read_segments(recording))) == math.ceil(stream.duration_s)
