@@ -90,14 +90,21 @@ class LLMStep(Protocol):
 
     def restore(self, state: Any) -> None: ...
 
+    def reset(self) -> None:
+        """An empty cache, for a new stream over the same weights."""
+        ...
+
 
 class TorchLLMStep:
     """`LLMStep` over a torch `ViSpeakForCausalLM`: stock transformers Qwen2 with a `SinkWindowCache`."""
 
     def __init__(self, model: ViSpeakForCausalLM) -> None:
         self.model = model
-        self.cache = SinkWindowCache(model.config.llm, model.llm.model.rotary_emb.inv_freq)
+        self.reset()
         self.has_informative_head = model.informative_head is not None
+
+    def reset(self) -> None:
+        self.cache = SinkWindowCache(self.model.config.llm, self.model.llm.model.rotary_emb.inv_freq)
 
     @torch.no_grad()
     def run(

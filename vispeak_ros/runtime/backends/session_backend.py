@@ -81,6 +81,7 @@ class SessionBackend(Backend):
         """Begin a stream; on a backend that already ran one (a node's ~/reset), a fresh session over the same
         model: the KV cache and the decisions start over, the weights are not reloaded."""
         if self.session.cache.get_seq_length():
+            self.session.step.reset()
             self.session = StreamingSession(self.session.step, self.tokens, **self._session_args)
         rows = self.session.step.embed(list(system_ids))
         self.session.start([rows])
