@@ -225,8 +225,9 @@ def step_dims(profile: DeviceProfile, window_segments: int, frame_rows: int, aud
     """Optimisation profiles of the LLM step as ranges of its named dynamic axes, by profile name.
 
     `rows`: a block (frame = frame_rows, audio = audio_rows, text and probes up to MAX_SEGMENT_ROWS) or one decode
-    row. `past_rows`: the KV cache before the step, from empty (the system prompt's prefill) to the session's
-    position bound (sink + window + one segment), tuned for the steady state (typical sink + a full window)."""
+    row. `past_rows`: the KV cache before the step, from empty (the system prompt's prefill) to one row short of
+    the session's position bound (sink + window + one segment), tuned for the steady state (typical sink + full
+    window)."""
     if window_segments > profile.max_window_segments:
         raise ProfileError(
             f"window_segments {window_segments} exceeds device profile {profile.name}'s max_window_segments "
@@ -236,7 +237,7 @@ def step_dims(profile: DeviceProfile, window_segments: int, frame_rows: int, aud
         raise ProfileError(f"a segment needs frame or audio rows, got frame_rows={frame_rows}, audio_rows={audio_rows}")
     window = window_segments * (frame_rows + audio_rows)
     past = DimRange(0, min(profile.typical_sink_rows + window, profile.max_sink_rows + window),
-                    profile.max_sink_rows + window + MAX_SEGMENT_ROWS)  # fmt: skip
+                    profile.max_sink_rows + window + MAX_SEGMENT_ROWS - 1)  # fmt: skip
     block = frame_rows or audio_rows
     return {
         "segment": {"rows": DimRange(1, block, MAX_SEGMENT_ROWS), "past_rows": past},

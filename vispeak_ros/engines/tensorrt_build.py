@@ -32,6 +32,7 @@ from vispeak_ros.engines.device_profiles import (
     QDQ_PRECISIONS,
     DeviceProfile,
     DimRange,
+    ProfileError,
     step_dims,
 )
 from vispeak_ros.engines.engine_cache import BuildRequest
@@ -204,7 +205,10 @@ def plan_builds(
             raise BuildError(f"{export_dir / step_file}: inputs/outputs differ from {manifest['graphs']['llm_step']}")
         inputs, outputs = q_inputs, q_outputs
     frame_rows, audio_rows = segment_rows(manifest)
-    ranges = step_dims(profile, window_segments, frame_rows, audio_rows)
+    try:
+        ranges = step_dims(profile, window_segments, frame_rows, audio_rows)
+    except ProfileError as error:
+        raise BuildError(str(error)) from None
     profiles = tuple((name, profile_shapes("llm_step", inputs, ranges[name])) for name in STEP_PROFILES)
     plans.append(
         BuilderInputs(
