@@ -207,3 +207,21 @@ def test_mcap_files_from_other_writers_read_the_same(stream, tmp_path, compressi
     from vispeak_ros.tools.bag_source import read_segments
 
     assert len(list(read_segments(recording))) == math.ceil(stream.duration_s)
+
+
+def test_damaged_messages_are_left_out_of_the_output_and_counted(stream, tmp_path):
+    import re
+
+    folder = recordings.write_bag(stream, tmp_path / "bag", storage="sqlite3")
+    db = next(folder.glob("*.db3"))
+    raw = bytearray(db.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 8192] = b"\xaa" * 8192  # 8 KiB of garbage inside the messages
+    db.write_bytes(bytes(raw))
+    result = replay(folder, output_dir=tmp_path / "out", out=None, progress=False)
+    lines = [line for line in result.skipped if "did not decode" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{folder}: ")
+    lost = int(re.search(r": (\d+) messages did not decode", lines[0]).group(1))
+    _, inputs = _messages(folder)
+    _, written = _messages(result.bag)
+    assert lost >= 1 and len([m for m in written if m[0] not in OUTPUTS]) == len(inputs) - lost
+    assert Counter(t for t, _, _ in written)[INFORMATIVE_TOPIC] == math.ceil(stream.duration_s)

@@ -343,7 +343,8 @@ def read_segments(
     """Segments of a recording (a path or an open `Recording`), in stream order.
 
     `on_message(connection, record_ns, raw)`, when given, sees every message of every topic (to copy the input
-    into an output recording); otherwise only the topics the assistant uses are read. `segmenter_options` are
+    into an output recording) except messages of the assistant's topics that do not decode (counted in `stats`);
+    otherwise only the topics the assistant uses are read. `segmenter_options` are
     SegmenterConfig fields used when `config` is None (e.g. the assistant's frame policy).
     """
     from vispeak_ros.ros.conversions import ConversionError
@@ -362,10 +363,9 @@ def read_segments(
         wanted = {topics.camera, topics.audio, topics.audio_info, topics.query} - {None}
         store = recording.typestore
         for connection, record_ns, raw in recording.messages(None if on_message is not None else wanted):
-            if on_message is not None:
-                on_message(connection, record_ns, raw)
-                if connection.topic not in wanted:
-                    continue
+            if connection.topic not in wanted:
+                on_message(connection, record_ns, raw)  # copied as recorded, not decoded
+                continue
             stats.messages += 1
             stats.per_topic[connection.topic] = stats.per_topic.get(connection.topic, 0) + 1
             try:
@@ -374,6 +374,8 @@ def read_segments(
                 stats.decode_errors += 1
                 stats.last_error = f"{connection.topic}: message at {record_ns} does not decode: {_one_line(error)}"
                 continue
+            if on_message is not None:
+                on_message(connection, record_ns, raw)
             try:
                 if connection.topic == topics.camera:
                     payload = frame_payload(msg, connection.topic)
