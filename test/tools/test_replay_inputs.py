@@ -180,3 +180,12 @@ def test_the_launch_file_builds_a_launch_description_where_ros_is_installed():
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     assert len(description.entities) == len(module.ARGUMENTS) + 1
+
+
+def test_a_malformed_remap_is_refused_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        replay.main([str(data.demo_recording()), "--mode", "paced", "--remap", "audio=mic"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "vispeak-replay: error: --remap 'audio=mic': expected /from:=/to"
+    )

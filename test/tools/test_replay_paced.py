@@ -19,6 +19,7 @@ from vispeak_ros.tools.replay_paced import paced_env
 from vispeak_ros.training import recordings, world
 
 CAMERA, AUDIO, QUERY = "/camera/image_raw/compressed", "/audio", "/query"
+MIC = "/robot/microphone"
 RATE = 4.0
 
 
@@ -35,7 +36,8 @@ class StandInNode:
         types = {CAMERA: "sensor_msgs/msg/CompressedImage", AUDIO: "audio_common_msgs/msg/AudioStamped",
                  QUERY: "std_msgs/msg/String"}  # fmt: skip
         for topic, msgtype in types.items():
-            self.node.create_subscription(msgtype, topic, lambda s, t=topic: self._on(t, s), qos, raw=True)
+            name = MIC if topic == AUDIO else topic  # the replay remaps /audio to where this node listens
+            self.node.create_subscription(msgtype, name, lambda s, t=topic: self._on(t, s), qos, raw=True)
         self.informative = self.node.create_publisher("vispeak_ros/msg/Informative", "/vispeak/informative", qos)
         self.thread = threading.Thread(target=self.node.spin, daemon=True)
         self.thread.start()
@@ -77,7 +79,7 @@ def test_paced_replay_publishes_in_real_time_and_records_the_node_outputs(tmp_pa
     try:
         result = replay(
             bag, mode="paced", output_dir=tmp_path / "out", out=None, progress=False,
-            paced_options={"rate": RATE, "tail_s": 1.0, "wait_for_node_s": 20.0, "env": env},
+            paced_options={"rate": RATE, "tail_s": 1.0, "wait_for_node_s": 20.0, "env": env, "remap": {AUDIO: MIC}},
         )  # fmt: skip
     finally:
         node.close()

@@ -309,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to keep recording after the last input message (default 3)")  # fmt: skip
     paced.add_argument("--network", action="store_true",
                        help="use your ROS 2 network settings (default: loopback only, your ROS_DOMAIN_ID)")  # fmt: skip
+    paced.add_argument("--remap", action="append", default=[], metavar="FROM:=TO",
+                       help="publish recorded topic FROM as TO (repeatable)")  # fmt: skip
     paced.add_argument("--namespace", default="/", help="the node's namespace (outputs: <ns>/vispeak/..., default /)")
     return parser
 
@@ -317,13 +319,21 @@ def main(argv: list[str] | None = None) -> int:
     from vispeak_ros.tools.bag_source import RecordingError
     from vispeak_ros.tools.replay_annotations import AnnotationError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    remap = {}
+    for rule in args.remap:
+        source, sep, target = rule.partition(":=")
+        if not sep or not source.startswith("/") or not target.startswith("/"):
+            parser.error(f"--remap {rule!r}: expected /from:=/to")
+        remap[source] = target
     paced = {
         "rate": args.rate,
         "wait_for_node_s": args.wait_for_node,
         "tail_s": args.tail,
         "network": args.network,
         "namespace": args.namespace,
+        "remap": remap,
     }
     try:
         replay(

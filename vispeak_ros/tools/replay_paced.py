@@ -7,7 +7,8 @@ Written against topics only, like `ros2 bag play` plus `ros2 bag record`:
   recording) goes out under its recorded name and type, with the bytes as recorded (ROS 2 wire format: the CDR a
   rosbag2 recording stores is what rmw sends), at the recorded spacing divided by `rate`. QoS: reliable, volatile,
   depth 10, as `ros2 bag play` offers by default (a SensorDataQoS subscriber matches it); ros-drivers `AudioInfo`
-  transient local, as audio_capture latches it. `/clock` (rosgraph_msgs/Clock) carries the recording's time at
+  transient local, as audio_capture latches it. `remap` renames topics on the way out (`--remap FROM:=TO`), for a
+  node that listens elsewhere than the robot recorded. `/clock` (rosgraph_msgs/Clock) carries the recording's time at
   most every 10 ms, for a node started with use_sim_time.
 - **Recorder**: `<namespace>/vispeak/feedback`, `/events` and `/informative`, subscribed best effort with a deep
   history (a best-effort reader matches reliable and best-effort writers alike). Outputs are stamped in stream time
@@ -70,6 +71,7 @@ class PacedPlayer:
         env: Mapping[str, str],
         namespace: str = "/",
         node_name: str = "vispeak_replay",
+        remap: Mapping[str, str] | None = None,
     ) -> None:
         from vispeak_ros.ros import port
         from vispeak_ros.ros.adapters.dds_adapter import DdsNode
@@ -83,7 +85,8 @@ class PacedPlayer:
             if connection.topic in self.outputs or connection.topic in OUTPUT_TYPES:
                 continue  # an output recording of ours: its answers are not the node's input
             qos = port.TRANSIENT_LOCAL_LATCHED if connection.msgtype == AUDIO_INFO_TYPE else port.DEFAULT
-            self.publishers[connection.topic] = self.node.create_publisher(connection.msgtype, connection.topic, qos)
+            name = (remap or {}).get(connection.topic, connection.topic)
+            self.publishers[connection.topic] = self.node.create_publisher(connection.msgtype, name, qos)
         self.clock = self.node.create_publisher(port.CLOCK_TYPE, port.CLOCK_TOPIC, port.DEFAULT)
         self._received: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
@@ -149,6 +152,7 @@ def run_paced(
     network: bool = False,
     namespace: str = "/",
     env: Mapping[str, str] | None = None,
+    remap: Mapping[str, str] | None = None,
 ) -> Any:
     """Play `source` into a running node and record its outputs (a `replay.RunFigures`)."""
     from vispeak_ros.tools.bag_source import Recording, find_topics, with_our_types
@@ -160,7 +164,11 @@ def run_paced(
         raise ValueError(f"--rate must be in [0.01, 100], got {rate}")
     topics = find_topics(source.connections, source.path, camera_topic, audio_topic)
     store = with_our_types(source.typestore)
-    player = PacedPlayer(source, store, paced_env(env, network), namespace)
+    remap = dict(remap or {})
+    unknown = sorted(set(remap) - {c.topic for c in source.connections})
+    if unknown:
+        raise ValueError(f"{source.path}: --remap names topics the recording lacks: {', '.join(unknown)}")
+    player = PacedPlayer(source, store, paced_env(env, network), namespace, remap=remap)
     skipped: list[str] = []
     first_ns: int | None = None
     last_ns = 0
