@@ -40,6 +40,8 @@ MODEL = [
     "pillow>=9",
 ]
 TRANSPORT = ["rosbags>=0.10.4", "cyclonedds>=0.10.5", "mcap>=1.1", "mcap-ros2-support>=0.5"]
+# ONNX export and the onnxruntime backend (Jetson: NVIDIA's onnxruntime-gpu wheel provides the same module).
+ONNX = ["onnx>=1.16", "onnxruntime>=1.18"]
 TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "vermin>=1.6", "catkin_pkg>=1.0", "lameenc>=1.7"]
 
 setup(
@@ -71,8 +73,9 @@ setup(
     extras_require={
         "model": MODEL,
         "transport": TRANSPORT,
-        "all": MODEL + TRANSPORT,
-        "test": MODEL + TRANSPORT + TEST,
+        "onnx": ONNX,
+        "all": MODEL + TRANSPORT + ONNX,
+        "test": MODEL + TRANSPORT + ONNX + TEST,
     },
     entry_points={
         "console_scripts": [

@@ -75,3 +75,15 @@ def test_the_gpu_cache_evicts_and_rerotates_exactly_like_the_onnx_cache():
     assert before[0][0].shape[2] == 15  # eviction made new tensors: a snapshot of references stays valid
     with pytest.raises(ValueError, match=r"cannot drop \[8, 18\) from a cache of 9 positions"):
         ours.drop(8, 10)
+
+
+def test_the_runtime_looks_for_engines_of_the_matching_profile_first_then_of_any_for_this_gpu():
+    from vispeak_ros.engines.device_profiles import GpuInfo, ProfileError, load_profiles
+    from vispeak_ros.runtime.backends.tensorrt_backend import candidate_profiles
+
+    profiles = load_profiles()
+    names = [p.name for p in candidate_profiles(GpuInfo("Orin", "8.7", 15.3, True), profiles)]
+    assert names == ["orin_nx_nano", "agx_orin_64gb"]  # an NX may run engines built with --profile agx_orin_64gb
+    assert [p.name for p in candidate_profiles(GpuInfo("H100", "9.0", 79.1, False), profiles)] == ["desktop_hopper"]
+    with pytest.raises(ProfileError, match="no device profile matches Tesla T4"):
+        candidate_profiles(GpuInfo("Tesla T4", "7.5", 15.0, False), profiles)

@@ -107,3 +107,27 @@ def test_new_configuration_keys_are_validated():
     for key, value in (("backend", "tflite"), ("ort_provider", "rocm"), ("engine_precision", "int4")):
         with pytest.raises(ConfigError, match=key):
             RuntimeConfig().with_overrides(**{key: value})
+
+
+def test_an_unchanged_checkpoint_is_recognised_by_its_file_stats_without_hashing(demo, tmp_path: Path):
+    """The manifest records the checkpoint's file names, sizes and mtimes: a start with the same files finds the
+    export without hashing the checkpoint (here the recorded checksum is deliberately wrong, so only the stats can
+    match); once a file changes, the checkpoint is hashed and the export no longer belongs to it."""
+    import os
+    import shutil
+
+    from vispeak_ros.data import demo_checkpoint
+    from vispeak_ros.engines.export import export_onnx
+    from vispeak_ros.runtime.backends.artifacts import ArtifactError, checkpoint_stats, find_onnx_export
+
+    checkpoint = Path(shutil.copytree(demo_checkpoint(), tmp_path / "ckpt"))
+    folder = tmp_path / "engines" / "onnx" / "somewhere"
+    export_onnx(demo, folder, checksum="0" * 64, checkpoint_files=checkpoint_stats(checkpoint))
+    assert find_onnx_export(checkpoint, tmp_path / "engines") == folder
+    assert find_onnx_export(checkpoint, folder) == folder
+    config = checkpoint / "config.json"
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))
+    with pytest.raises(ArtifactError, match="no ONNX export at"):
+        find_onnx_export(checkpoint, tmp_path / "engines")
+    with pytest.raises(ArtifactError, match="exported from another checkpoint"):
+        find_onnx_export(checkpoint, folder)

@@ -102,6 +102,7 @@ def _export(checkpoint: Path, out: Path, checksum: str, args) -> int:
     from vispeak_ros.engines.verify import compare_with_torch
     from vispeak_ros.model import load_checkpoint
     from vispeak_ros.model.errors import CheckpointError
+    from vispeak_ros.runtime.backends.artifacts import checkpoint_stats
 
     started = time.perf_counter()
     _say(f"loading {checkpoint}")
@@ -111,7 +112,7 @@ def _export(checkpoint: Path, out: Path, checksum: str, args) -> int:
         print(f"vispeak-build-engine: error: {error}", file=sys.stderr)
         return 2
     _say(f"exporting to {out}")
-    manifest = export_onnx(model, out, checksum=checksum)
+    manifest = export_onnx(model, out, checksum=checksum, checkpoint_files=checkpoint_stats(checkpoint))
     for name, graph in manifest["graphs"].items():
         size = (out / graph["file"]).stat().st_size
         _say(f"  {name:9s} {graph['file']:16s} {size / 1e6:8.2f} MB  onnx.checker ok")

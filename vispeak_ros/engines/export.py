@@ -100,9 +100,15 @@ def step_io_names(layers: int) -> tuple[list[str], list[str]]:
 
 
 def export_onnx(
-    model: ViSpeakForCausalLM, out_dir: str | Path, *, checksum: str, dtype: str = "float32"
+    model: ViSpeakForCausalLM,
+    out_dir: str | Path,
+    *,
+    checksum: str,
+    dtype: str = "float32",
+    checkpoint_files: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
-    """Export every graph of `model` into `out_dir` and write the manifest; returns the manifest."""
+    """Export every graph of `model` into `out_dir` and write the manifest; returns the manifest.
+    `checkpoint_files` (`artifacts.checkpoint_stats`) lets the runtime recognise the checkpoint without hashing."""
     if dtype not in _DTYPES:
         raise ExportError(f"export dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
     out = Path(out_dir)
@@ -158,6 +164,7 @@ def export_onnx(
     manifest: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "model_checksum": checksum,
+        "checkpoint_files": checkpoint_files or {},
         "dtype": dtype,
         "opset": OPSET,
         "graphs": graphs,

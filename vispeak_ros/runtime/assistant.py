@@ -116,6 +116,11 @@ class Assistant:
     def state(self) -> SessionState:
         return self.machine.state
 
+    def set_trigger_threshold(self, threshold: float) -> None:
+        """Change the proactive threshold while the stream runs (thread-safe: a float the next frame reads)."""
+        self.config = self.config.with_overrides(trigger_threshold=threshold)
+        self.backend.set_trigger_threshold(self.config.trigger_threshold)
+
     # ----------------------------------------------------------------- the loop
     def process(self, segment: Segment, emit: Callable[[Output], None] | None = None) -> list[Output]:
         """Feed one segment; return its outputs in order (also handed to `emit` as soon as each is made)."""

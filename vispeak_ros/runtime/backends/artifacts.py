@@ -41,6 +41,17 @@ def model_checksum(checkpoint: str | Path) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_stats(checkpoint: str | Path) -> dict[str, list[int]]:
+    """Relative name -> [size, mtime_ns] of every regular file below the checkpoint folder: recorded at export so
+    that a start can recognise an unchanged checkpoint without hashing it (15 GB for the 7B model)."""
+    root = Path(checkpoint)
+    out = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        out[path.relative_to(root).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return out
+
+
 def cache_root() -> Path:
     """`$XDG_CACHE_HOME/vispeak_ros/engines` (default ~/.cache/...): where built graphs and engines live."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -68,20 +79,35 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 
 def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> None:
-    """Record every file's sha256, then write the manifest (sorted keys: reproducible bytes)."""
+    """Record every file's sha256 and size, then write the manifest (sorted keys: reproducible bytes)."""
     folder = Path(folder)
-    manifest["files"] = {
-        path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.is_file() and path.name != MANIFEST
-    }
+    files = sorted(path for path in folder.iterdir() if path.is_file() and path.name != MANIFEST)
+    manifest["files"] = {path.name: file_sha256(path) for path in files}
+    manifest["file_sizes"] = {path.name: path.stat().st_size for path in files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def find_onnx_export(checkpoint: str | Path, engine_dir: str | Path | None = None) -> Path:
-    """The export folder for this checkpoint: `engine_dir` itself when it holds a manifest, else
-    `<engine_dir or cache_root()>/onnx/<checksum[:16]>`. The manifest's checksum must match the checkpoint."""
-    checksum = model_checksum(checkpoint)
+    """The export folder for this checkpoint: `engine_dir` itself when it holds a manifest, else one below
+    `<engine_dir or cache_root()>/onnx/`. Fast path: a manifest whose recorded checkpoint file stats (names, sizes,
+    mtimes) equal the checkpoint's is taken without hashing; otherwise the checkpoint is hashed and must match the
+    manifest's checksum (a copied checkpoint with new mtimes still matches, only slower)."""
     given = Path(engine_dir) if engine_dir else None
-    folder = given if given is not None and (given / MANIFEST).is_file() else default_onnx_dir(checksum, given)
+    direct = given is not None and (given / MANIFEST).is_file()
+    root = given if given is not None else cache_root()
+    candidates = [given] if direct else sorted(p.parent for p in (root / "onnx").glob(f"*/{MANIFEST}"))
+    stats = checkpoint_stats(checkpoint) if Path(checkpoint).is_dir() else None
+    for folder in candidates:
+        try:
+            manifest = read_manifest(folder)
+        except ArtifactError:
+            if direct:
+                raise
+            continue
+        if stats and manifest.get("checkpoint_files") == stats:
+            return folder
+    checksum = model_checksum(checkpoint)
+    folder = given if direct else default_onnx_dir(checksum, root)
     manifest = read_manifest(folder)
     if manifest.get("model_checksum") != checksum:
         raise ArtifactError(

@@ -26,7 +26,7 @@ from vispeak_ros.model.cache import rerotate_keys
 from vispeak_ros.model.config import FbankConfig
 from vispeak_ros.model.fusion import FusionOrder
 from vispeak_ros.model.processors import audio_chunk_features, preprocess_image
-from vispeak_ros.runtime.backends.artifacts import ArtifactError, file_sha256, read_manifest
+from vispeak_ros.runtime.backends.artifacts import ArtifactError, read_manifest
 from vispeak_ros.runtime.backends.session_backend import AUDIO_ROWS, SessionBackend
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -165,11 +165,12 @@ class OnnxBackend(SessionBackend):
         root = Path(graphs_dir)
         manifest = read_manifest(root)
         step_name = step_file or manifest["graphs"]["llm_step"]["file"]
-        if verify_files:
-            for name in {step_name, manifest["embeddings"], *(g["file"] for g in manifest["graphs"].values())}:
-                expected = manifest["files"].get(name)
-                if expected is None or not (root / name).is_file() or file_sha256(root / name) != expected:
-                    raise ArtifactError(f"{root / name}: missing or changed since export (checksum differs)")
+        if verify_files:  # names and sizes (cheap at every start); the sha256 values are for offline checks
+            sizes = manifest.get("file_sizes", {})
+            for name in sorted({step_name, manifest["embeddings"], *(g["file"] for g in manifest["graphs"].values())}):
+                path = root / name
+                if name not in sizes or not path.is_file() or path.stat().st_size != sizes[name]:
+                    raise ArtifactError(f"{path}: missing, unknown to the manifest or changed since export")
         self.manifest, self.provider, self.graphs_dir, self.step_file = manifest, provider, root, step_name
         table = load_file(str(root / manifest["embeddings"]))["embed_tokens"]
         dtype = np.float16 if manifest["dtype"] == "float16" else np.float32

@@ -38,14 +38,15 @@ CONFIG_PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def _torch_dtype(trt, dtype) -> torch.dtype:
+    kinds = trt.DataType
     table = {
-        trt.float32: torch.float32,
-        trt.float16: torch.float16,
-        trt.bfloat16: torch.bfloat16,
-        trt.int32: torch.int32,
-        trt.int64: torch.int64,
-        trt.int8: torch.int8,
-        trt.bool: torch.bool,
+        kinds.FLOAT: torch.float32,
+        kinds.HALF: torch.float16,
+        kinds.BF16: torch.bfloat16,
+        kinds.INT32: torch.int32,
+        kinds.INT64: torch.int64,
+        kinds.INT8: torch.int8,
+        kinds.BOOL: torch.bool,
     }
     if dtype not in table:
         raise ArtifactError(f"engine tensor type {dtype} has no torch equivalent here")
@@ -290,28 +291,52 @@ def create_backend(config, checkpoint: Path):
     precision = config.engine_precision
     if precision not in CONFIG_PRECISIONS:
         raise BackendUnavailable(f"engine_precision {precision} has no TensorRT engine kind here")
-    from vispeak_ros.engines.device_profiles import ProfileError, load_profiles, select_profile
+    from vispeak_ros.engines.device_profiles import ProfileError, load_profiles
     from vispeak_ros.engines.engine_cache import EngineCache, EngineCacheError, detect_environment
     from vispeak_ros.engines.tensorrt_build import BuildError, build_request, plan_builds
     from vispeak_ros.model.tokenizer import load_tokenizer
-    from vispeak_ros.runtime.backends.artifacts import find_onnx_export, model_checksum
+    from vispeak_ros.runtime.backends.artifacts import find_onnx_export
 
     device = config.device if config.device.startswith("cuda") else "cuda"
     try:
         export = find_onnx_export(checkpoint, config.engine_dir or None)
+        checksum = read_manifest(export)["model_checksum"]  # find_onnx_export checked it against the checkpoint
         env = detect_environment()
-        profile = select_profile(gpu_info(env), load_profiles())
-        plans = plan_builds(export, profile, precision, config.window_segments)
-        request = build_request(plans, model_checksum(checkpoint), profile)
-        resolution = EngineCache(engine_root(config.engine_dir)).resolve(env, request, rebuild=False)
-        gate = EngineCache(engine_root(config.engine_dir)).read_metadata(resolution.folder).get("gate")
+        cache = EngineCache(engine_root(config.engine_dir))
+        folder = None
+        refusals: list[str] = []
+        for profile in candidate_profiles(gpu_info(env), load_profiles()):
+            try:
+                plans = plan_builds(export, profile, precision, config.window_segments)
+                folder = cache.resolve(env, build_request(plans, checksum, profile), rebuild=False).folder
+                break
+            except (BuildError, EngineCacheError) as error:
+                refusals.append(str(error))
+        if folder is None:
+            raise BackendUnavailable(refusals[0] if refusals else "no device profile")
+        gate = cache.read_metadata(folder).get("gate")
         if precision != "fp32" and not (gate or {}).get("accepted"):
-            raise BackendUnavailable(f"{resolution.folder}: the {precision} engines did not pass the agreement gate "
+            raise BackendUnavailable(f"{folder}: the {precision} engines did not pass the agreement gate "
                                      f"({'not run' if gate is None else 'rejected'})")  # fmt: skip
-        return TensorRTBackend(resolution.folder, export, load_tokenizer(checkpoint), device=device,
-                               **decision_options(config))  # fmt: skip
-    except (ArtifactError, EngineCacheError, ProfileError, BuildError) as error:
+        return TensorRTBackend(folder, export, load_tokenizer(checkpoint), device=device, **decision_options(config))
+    except (ArtifactError, EngineCacheError, ProfileError) as error:
         raise BackendUnavailable(str(error)) from None
+
+
+def candidate_profiles(gpu, profiles: dict) -> list:
+    """The profile matching this GPU first, then every other one for its compute capability (engines built with
+    `--profile NAME` on this GPU are found too); `ProfileError` when none fits."""
+    from vispeak_ros.engines.device_profiles import ProfileError, select_profile
+
+    try:
+        preferred = [select_profile(gpu, profiles)]
+    except ProfileError:
+        preferred = []
+    others = [p for p in profiles.values() if p not in preferred and gpu.compute_capability in p.compute_capability
+              and p.jetson == gpu.jetson]  # fmt: skip
+    if not preferred and not others:
+        select_profile(gpu, profiles)  # raises with the reason
+    return preferred + others
 
 
 def gpu_info(env):
