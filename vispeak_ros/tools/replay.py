@@ -312,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     paced.add_argument("--remap", action="append", default=[], metavar="FROM:=TO",
                        help="publish recorded topic FROM as TO (repeatable)")  # fmt: skip
     paced.add_argument("--namespace", default="/", help="the node's namespace (outputs: <ns>/vispeak/..., default /)")
+    paced.add_argument("--follow", type=int, nargs="?", const=2, metavar="N",
+                       help="send second k only once the node has scored second k - N (default N 2): a node slower "
+                       "than --rate drops nothing")  # fmt: skip
     return parser
 
 
@@ -334,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         "network": args.network,
         "namespace": args.namespace,
         "remap": remap,
+        "follow": args.follow,
     }
     try:
         replay(

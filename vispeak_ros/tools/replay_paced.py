@@ -15,7 +15,11 @@ Written against topics only, like `ros2 bag play` plus `ros2 bag record`:
   by the node, so they are recorded at their header stamps.
 
 Before publishing it waits (`wait_for_node_s`) for a subscriber on the camera topic, then publishes, then keeps
-recording `tail_s` seconds for the last answers. **Network**: loopback only by default, in your ROS_DOMAIN_ID
+recording `tail_s` seconds for the last answers, with `/clock` running on so that a node on sim time closes its
+last seconds. **Following the node** (`follow=N`): the data of second k goes out only once the node has published
+its informative score of second k - N, so a node slower than `rate` drops nothing (its sensor readers keep the
+last 5 messages; its segment queue is bounded) and the run gives what a fast replay gives; the tail then ends as
+soon as the node has scored the last second. **Network**: loopback only by default, in your ROS_DOMAIN_ID
 (the node must run on this host with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST or ROS_LOCALHOST_ONLY=1, as
 vispeak's own DDS node does); `network=True` uses your ROS 2 environment as it is (ROS_DOMAIN_ID, discovery range,
 CYCLONEDDS_URI) and so reaches a robot's graph.
@@ -26,7 +30,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +112,11 @@ class PacedPlayer:
             received, self._received = self._received, []
         return [(self.outputs[full][0], self.outputs[full][1], cdr) for full, cdr in received]
 
-    def wait_for_subscriber(self, topic: str, timeout_s: float) -> bool:
+    def wait_for_subscriber(self, topic: str, timeout_s: float, node_alive: Callable[[], bool] | None = None) -> bool:
         deadline = time.monotonic() + timeout_s
         publisher = self.publishers[topic]
         while publisher.matched_subscriptions() == 0:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (node_alive is not None and not node_alive()):
                 return False
             time.sleep(0.05)
         return True
@@ -153,8 +157,12 @@ def run_paced(
     namespace: str = "/",
     env: Mapping[str, str] | None = None,
     remap: Mapping[str, str] | None = None,
+    follow: int | None = None,
+    follow_timeout_s: float = 30.0,
+    node_alive: Callable[[], bool] | None = None,
 ) -> Any:
-    """Play `source` into a running node and record its outputs (a `replay.RunFigures`)."""
+    """Play `source` into a running node and record its outputs (a `replay.RunFigures`). `follow`: see the module
+    doc; `node_alive` (when this process started the node) ends the waits early once the node has exited."""
     from vispeak_ros.tools.bag_source import Recording, find_topics, with_our_types
     from vispeak_ros.tools.output_bag import OutputBag
 
@@ -162,6 +170,8 @@ def run_paced(
         raise ValueError(f"{source.path}: paced mode plays recordings (rosbag2 or .mcap); replay a video in fast mode")
     if not 0.01 <= rate <= 100.0:
         raise ValueError(f"--rate must be in [0.01, 100], got {rate}")
+    if follow is not None and follow < 0:
+        raise ValueError(f"--follow must be 0 or more seconds, got {follow}")
     topics = find_topics(source.connections, source.path, camera_topic, audio_topic)
     store = with_our_types(source.typestore)
     remap = dict(remap or {})
@@ -173,7 +183,7 @@ def run_paced(
     first_ns: int | None = None
     last_ns = 0
     try:
-        if not player.wait_for_subscriber(topics.camera, wait_for_node_s):
+        if not player.wait_for_subscriber(topics.camera, wait_for_node_s, node_alive):
             where = "on this host (loopback only; --network to use your ROS 2 network)" if not network else ""
             raise RuntimeError(
                 f"no subscriber on {topics.camera} within {wait_for_node_s:g} s: is vispeak-node running {where}"
@@ -181,6 +191,8 @@ def run_paced(
             )
         definitions = {c.topic: c.msgdef if c.msgdef_format == "ros2msg" else "" for c in source.connections}
         with OutputBag(bag_path, typestore=store, single_file=True) as bag:
+
+            scored = [-1]  # the highest segment index the node has published an informative score for
 
             def record_outputs() -> None:
                 for topic, msgtype, cdr in player.take_outputs():
@@ -191,16 +203,38 @@ def run_paced(
                         continue
                     bag.copy(topic, msgtype, "", _stamp_ns(msg), cdr)
                     collector.on_message(topic, msg)
+                    if topic == INFORMATIVE_TOPIC:
+                        scored[0] = max(scored[0], int(msg.segment_index))
 
-            started = time.monotonic()
+            def wait_for_node(second: int) -> bool:
+                """Until the node has scored `second` (True), or `follow_timeout_s` passed or it exited (False)."""
+                deadline = time.monotonic() + follow_timeout_s
+                while scored[0] < second:
+                    if time.monotonic() > deadline or (node_alive is not None and not node_alive()):
+                        return False
+                    time.sleep(0.01)
+                    record_outputs()
+                return True
+
+            begun = started = time.monotonic()
             last_clock = None
+            waited = -1  # the last second whose data waited for the node
             for connection, record_ns, raw in source.messages():
                 if connection.topic not in player.publishers:
                     continue
                 if first_ns is None:
                     first_ns = record_ns
                     collector.origin_ns = record_ns if collector.origin_ns is None else collector.origin_ns
-                due = started + (record_ns - first_ns) / NS_PER_S / rate
+                offset_s = (record_ns - first_ns) / NS_PER_S
+                if follow is not None and int(offset_s) != waited:
+                    waited = int(offset_s)
+                    if not wait_for_node(waited - follow):
+                        raise RuntimeError(
+                            f"the node scored no second past {scored[0]} within {follow_timeout_s:g} s "
+                            f"(waiting to send second {waited}): is it stuck, or not publishing informative scores?"
+                        )
+                    started = max(started, time.monotonic() - offset_s / rate)  # pacing resumes from here
+                due = started + offset_s / rate
                 while (wait := due - time.monotonic()) > 0:
                     time.sleep(min(wait, 0.05))
                     record_outputs()
@@ -210,10 +244,18 @@ def run_paced(
                 player.publish(connection.topic, record_ns, raw)
                 bag.copy(connection.topic, connection.msgtype, definitions[connection.topic], record_ns, raw)
                 last_ns = max(last_ns, record_ns)
-                progress.update((record_ns - first_ns) / NS_PER_S)
-            published_s = time.monotonic() - started
-            tail_end = time.monotonic() + tail_s
-            while time.monotonic() < tail_end:
+                progress.update(offset_s)
+            published_s = time.monotonic() - begun
+            # The tail: the clock runs on (at the replay's pace) so the node closes its last seconds.
+            tail_started = time.monotonic()
+            last_second = int((last_ns - first_ns) / NS_PER_S) if first_ns is not None else 0
+            while (elapsed := time.monotonic() - tail_started) < tail_s:
+                if follow is not None and scored[0] >= last_second:
+                    time.sleep(0.5)  # the last answer's remaining words
+                    record_outputs()
+                    break
+                if first_ns is not None:
+                    player.publish_clock(last_ns + round(elapsed * rate * NS_PER_S))
                 time.sleep(0.05)
                 record_outputs()
             record_outputs()
