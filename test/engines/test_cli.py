@@ -42,7 +42,5 @@ def test_export_then_up_to_date_then_int8_with_gate(tmp_path: Path, capsys):
 def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, capsys):
     assert main(["--format", "onnx", "--checkpoint", str(tmp_path / "missing"), "--output", str(tmp_path)]) == 2
     assert "checkpoint folder not found" in capsys.readouterr().err
-    assert main(["--format", "tensorrt"]) == 2
-    assert "tensorrt" in capsys.readouterr().err
     assert main(["--format", "onnx", "--int8", "--gate-scenarios", "dance"]) == 2
     assert "unknown ['dance']" in capsys.readouterr().err

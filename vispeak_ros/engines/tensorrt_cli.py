@@ -30,6 +30,15 @@ def _error(message: str) -> None:
     print(f"vispeak-build-engine: error: {message}", file=sys.stderr)
 
 
+def tensorrt_missing() -> str | None:
+    """Why TensorRT cannot be used here (one line), or None when its Python package imports."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError as error:
+        return f"tensorrt not installed ({error.name}): JetPack ships it; on a desktop pip install tensorrt"
+    return None
+
+
 def cache_for(engine_dir: Path | None) -> EngineCache:
     return EngineCache(Path(engine_dir) / "tensorrt" if engine_dir else None)
 
@@ -82,11 +91,12 @@ def build_tensorrt(
     say: Say = print,
 ) -> int:
     """Build (or find up to date) the engines of `export_dir` for this GPU; see the module doc for exit codes."""
-    try:
-        import tensorrt as trt
-    except ImportError as error:
-        _error(f"tensorrt not installed ({error.name}): JetPack ships it; on a desktop pip install tensorrt")
+    missing = tensorrt_missing()
+    if missing:
+        _error(missing)
         return 2
+    import tensorrt as trt
+
     from vispeak_ros.engines.device_profiles import ProfileError, load_profiles, select_profile
     from vispeak_ros.engines.engine_cache import detect_environment
     from vispeak_ros.engines.tensorrt_build import BuildError, build_engine, build_request, plan_builds
