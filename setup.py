@@ -13,10 +13,12 @@ HERE = Path(__file__).resolve().parent
 
 
 class BuildWithInterfaces(build_py):
-    """Copy msg/*.msg into vispeak_ros/interfaces/ (and config/*.yaml into vispeak_ros/config/) of the build, so
-    installed tools find the definitions and the node's default parameters.
+    """Copy msg/*.msg into vispeak_ros/interfaces/ (config/*.yaml into vispeak_ros/config/, engine/profiles/*.yaml
+    into vispeak_ros/engines/profiles/) of the build, so installed tools find the definitions, the node's default
+    parameters and the TensorRT device profiles.
 
-    msg/ stays the single source of truth; a source checkout reads it directly (see vispeak_ros/interfaces.py).
+    msg/, config/ and engine/ stay the single source of truth; a source checkout reads them directly (see
+    vispeak_ros/interfaces.py, vispeak_ros/engines/device_profiles.py).
     """
 
     def run(self):
@@ -29,6 +31,10 @@ class BuildWithInterfaces(build_py):
         config.mkdir(parents=True, exist_ok=True)
         for yaml_file in sorted((HERE / "config").glob("*.yaml")):
             self.copy_file(str(yaml_file), str(config / yaml_file.name))
+        profiles = Path(self.build_lib) / "vispeak_ros" / "engines" / "profiles"  # TensorRT device profiles
+        profiles.mkdir(parents=True, exist_ok=True)
+        for yaml_file in sorted((HERE / "engine" / "profiles").glob("*.yaml")):
+            self.copy_file(str(yaml_file), str(profiles / yaml_file.name))
 
 
 MODEL = [
@@ -61,6 +67,7 @@ setup(
             "data/demo_model/*/*",
             "data/demo_recording/*",
             "data/*.json",
+            "engines/profiles/*.yaml",  # copied from engine/profiles/ by BuildWithInterfaces
         ]
     },
     install_requires=[

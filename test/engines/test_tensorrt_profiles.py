@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_shipped_profiles_load_and_state_each_devices_precisions():
     profiles = load_profiles()
-    assert profiles_dir() == ROOT / "vispeak_ros" / "engines" / "profiles"
+    assert profiles_dir() == ROOT / "engine" / "profiles"  # the checkout's: the single source of truth
     assert set(profiles) == {"agx_orin_64gb", "orin_nx_nano", "desktop_ampere", "desktop_ada", "desktop_hopper"}
     for name in ("agx_orin_64gb", "orin_nx_nano"):
         assert profiles[name].jetson and profiles[name].compute_capability == ("8.7",)
@@ -33,6 +33,26 @@ def test_shipped_profiles_load_and_state_each_devices_precisions():
         assert {"fp16", "fp8", "int4"} <= set(profiles[name].precisions) and not profiles[name].jetson
     assert "fp32" not in profiles["orin_nx_nano"].precisions  # no room for fp32 weights on those boards
     assert all(p.default_precision in p.precisions for p in profiles.values())
+
+
+def test_installed_packages_find_the_copied_or_shared_profiles(tmp_path: Path):
+    """pip: setup.py copies engine/profiles into the package; colcon: CMakeLists.txt installs them to
+    share/vispeak_ros/engine/profiles above lib/pythonX.Y/site-packages (as the install tree lays them out)."""
+    import shutil
+
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "install(DIRECTORY engine/profiles DESTINATION share/${PROJECT_NAME}/engine" in cmake
+    assert '(HERE / "engine" / "profiles").glob("*.yaml")' in (ROOT / "setup.py").read_text(encoding="utf-8")
+    prefix = tmp_path / "install" / "vispeak_ros"
+    module = prefix / "lib" / "python3.10" / "site-packages" / "vispeak_ros" / "engines" / "device_profiles.py"
+    module.parent.mkdir(parents=True)
+    with pytest.raises(ProfileError, match="device profiles not found"):
+        profiles_dir(module)
+    shared = prefix / "share" / "vispeak_ros" / "engine" / "profiles"
+    shutil.copytree(ROOT / "engine" / "profiles", shared)
+    assert profiles_dir(module) == shared and set(load_profiles(shared)) == set(load_profiles())
+    shutil.copytree(ROOT / "engine" / "profiles", module.parent / "profiles")  # a pip install's copy comes first
+    assert profiles_dir(module) == module.parent / "profiles"
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ def test_wheel_holds_our_and_audio_common_message_definitions(wheel):
     assert any(n.startswith("vispeak_ros/ros/audio_common_msgs/ros_drivers/") for n in names)
     assert not any(n.startswith(("test/", "benchmarks/")) for n in names)
     assert "vispeak_ros/data/demo_model/model.safetensors" in names
+    profiles = {f"vispeak_ros/engines/profiles/{p.name}" for p in (REPO_ROOT / "engine" / "profiles").glob("*.yaml")}
+    assert profiles and profiles <= names  # TensorRT device profiles, copied from engine/profiles
     assert any(n.startswith("vispeak_ros/data/demo_recording/") and n.endswith(".mcap") for n in names)
 
 
@@ -58,3 +60,18 @@ def test_installed_wheel_runs_the_demo_from_an_empty_directory(wheel, tmp_path):
     assert lines[0].startswith(str(target))  # the installed copy ran, not the source tree
     assert lines[-1].startswith("done: ")
     assert (empty / "demo_recording.timeline.png").is_file()  # outputs land in the current directory
+
+
+def test_installed_wheel_reads_the_device_profiles_it_carries(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = "from vispeak_ros.engines.device_profiles import load_profiles as p, profiles_dir as d; print(d(), len(p()))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    count = len(list((REPO_ROOT / "engine" / "profiles").glob("*.yaml")))
+    assert result.stdout.split() == [str(target / "vispeak_ros" / "engines" / "profiles"), str(count)]

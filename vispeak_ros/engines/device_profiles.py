@@ -1,7 +1,8 @@
 """Named TensorRT device profiles (Jetson AGX Orin, Orin NX / Nano, desktop Ada / Hopper) and the optimisation
 profile shapes they give the streaming LLM step.
 
-A profile is a small YAML file (`vispeak_ros/engines/profiles/*.yaml`, shipped in the wheel): which GPUs it is for
+A profile is a small YAML file (`engine/profiles/*.yaml` of the repository, copied into the wheel and installed to
+share/vispeak_ros/engine/profiles by colcon; see `profiles_dir`): which GPUs it is for
 (compute capability, memory range, Jetson or not), the precisions that GPU runs, the builder workspace and
 optimisation level, and the bounds of the streaming shapes (the longest window and system prompt an engine built
 with it serves). `select_profile` picks the one profile that matches a GPU; `step_dims` turns a profile plus the
@@ -87,9 +88,23 @@ class DeviceProfile:
         )
 
 
-def profiles_dir() -> Path:
-    """The profiles shipped with the package."""
-    return Path(__file__).resolve().parent / "profiles"
+def profiles_dir(module_file: str | Path = __file__) -> Path:
+    """Where the device profiles are, for this module at `module_file`: `engine/profiles` of a source checkout (the
+    single source of truth), the copy inside a pip-installed package (setup.py's build puts it there), or
+    `share/vispeak_ros/engine/profiles` above the installed package (colcon / ament, CMakeLists.txt installs it)."""
+    here = Path(module_file).resolve()
+    checkout = here.parents[2] / "engine" / "profiles"
+    packaged = here.parent / "profiles"
+    if checkout.is_dir() and (checkout.parents[1] / "package.xml").is_file():  # not a stray engine/ in site-packages
+        return checkout
+    if packaged.is_dir():
+        return packaged
+    for prefix in here.parents[3:]:  # <prefix>/lib/pythonX.Y/site-packages/vispeak_ros/engines/device_profiles.py
+        shared = prefix / "share" / "vispeak_ros" / "engine" / "profiles"
+        if shared.is_dir():
+            return shared
+    raise ProfileError(f"device profiles not found in {checkout}, {packaged} nor share/vispeak_ros/engine/profiles "
+                       f"above {here.parent}")  # fmt: skip
 
 
 def _int(source: str, key: str, value: Any, low: int, high: int) -> int:
