@@ -199,3 +199,14 @@ def test_list_and_clear(tmp_path: Path):
     clear_engines(root, None, lines.append)
     assert not first.exists() and not cache.timing_cache_path(ENV).exists()
     assert lines[-1].startswith("removed 2 folder(s) (all models)")
+
+
+def test_tensorrt_older_than_10_is_refused_with_the_jetpack_to_use():
+    from vispeak_ros.engines.engine_cache import tensorrt_version_problem
+
+    assert tensorrt_version_problem("10.3.0") is None and tensorrt_version_problem("11.0.1") is None
+    assert tensorrt_version_problem("8.6.2") == (
+        "TensorRT 8.6.2 found; engines here need TensorRT 10 or later (JetPack 6.1+, or pip install tensorrt on a "
+        "desktop)"
+    )
+    assert tensorrt_version_problem("unknown") is not None

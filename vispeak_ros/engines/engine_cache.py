@@ -35,6 +35,9 @@ L4T_RELEASE = Path("/etc/nv_tegra_release")
 _DEVICE_FIELDS = ("gpu_name", "compute_capability", "l4t_version")
 _TOOL_FIELDS = ("tensorrt_version", "cuda_version")
 _BUILD_COMMAND = "vispeak-build-engine --format tensorrt"
+#: the TensorRT major version the builder and backend are written for (named tensors, INT64 I/O, IProgressMonitor,
+#: BF16 / INT4 builder flags); JetPack 6.0 ships 8.6, JetPack 6.1 and later ship 10.3
+TENSORRT_MAJOR = 10
 
 
 class EngineCacheError(RuntimeError):
@@ -87,6 +90,15 @@ def read_l4t_version(path: str | Path = L4T_RELEASE) -> str | None:
     if not found:
         raise EngineCacheError(f"{path}: unrecognised L4T release line {text.splitlines()[0] if text else ''!r}")
     return f"{found.group(1)}.{found.group(2).rstrip('.')}"
+
+
+def tensorrt_version_problem(version: str) -> str | None:
+    """Why this TensorRT version cannot be used (one line), or None."""
+    major = version.split(".")[0]
+    if not major.isdigit() or int(major) < TENSORRT_MAJOR:
+        return (f"TensorRT {version} found; engines here need TensorRT {TENSORRT_MAJOR} or later (JetPack 6.1+, or "
+                f"pip install tensorrt on a desktop)")  # fmt: skip
+    return None
 
 
 def detect_environment() -> Environment:

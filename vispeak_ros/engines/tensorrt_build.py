@@ -317,6 +317,9 @@ def build_engine(plan: BuilderInputs, target: Path, timing_cache: Path, say: Cal
         if config.add_optimization_profile(profile) < 0:  # -1: TensorRT found the profile inconsistent
             raise BuildError(f"{plan.graph}: optimisation profile {name} is not valid: {shapes}")
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+    if cache is None:  # an unreadable (truncated, foreign) cache file: start a new one rather than fail the build
+        say(f"  timing cache {timing_cache} is not usable; starting an empty one")
+        cache = config.create_timing_cache(b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     monitor = _progress_monitor(trt, say)
     config.progress_monitor = monitor

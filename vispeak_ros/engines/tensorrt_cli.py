@@ -31,12 +31,14 @@ def _error(message: str) -> None:
 
 
 def tensorrt_missing() -> str | None:
-    """Why TensorRT cannot be used here (one line), or None when its Python package imports."""
+    """Why TensorRT cannot be used here (one line: not installed, or older than TensorRT 10), or None."""
+    from vispeak_ros.engines.engine_cache import tensorrt_version_problem
+
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except ImportError as error:
         return f"tensorrt not installed ({error.name}): JetPack ships it; on a desktop pip install tensorrt"
-    return None
+    return tensorrt_version_problem(str(tensorrt.__version__))
 
 
 def cache_for(engine_dir: Path | None) -> EngineCache:

@@ -5,7 +5,8 @@ Model execution only; decisions are the shared `SessionBackend` / `StreamingSess
 onnxruntime. Everything stays on the GPU: the embedding table, block rows, the KV cache (`GpuKVCache`: per-layer
 torch CUDA tensors, grown by concatenation and evicted with the same key re-rotation as the torch cache) and every
 engine input and output (torch CUDA tensors whose `data_ptr()` are the engine's tensor addresses, run with
-`execute_async_v3` on torch's current stream, so torch and TensorRT work is ordered without synchronising). Only
+`execute_async_v3` on a stream of each engine's own, ordered with torch's current stream by stream waits, without
+host synchronisation; on the legacy default stream TensorRT would add synchronisations). Only
 the informative probability and the argmax reach the host. The step engine has two optimisation profiles, one
 execution context each: "segment" (blocks) and "decode" (one row).
 
@@ -67,12 +68,13 @@ class TrtEngine:
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.dtypes = {n: _torch_dtype(trt, self.engine.get_tensor_dtype(n)) for n in names}
-        stream = torch.cuda.current_stream(device).cuda_stream
+        # A stream of our own: on the legacy default stream (torch's default) TensorRT adds synchronisations.
+        self.stream = torch.cuda.Stream(device)
         self.contexts = []
         for index in range(self.engine.num_optimization_profiles):
             context = self.engine.create_execution_context()
             if index:
-                context.set_optimization_profile_async(index, stream)
+                context.set_optimization_profile_async(index, self.stream.cuda_stream)
             self.contexts.append(context)
         self._scratch = torch.zeros(16, device=device)  # an address for empty (zero-row) tensors
 
@@ -81,11 +83,14 @@ class TrtEngine:
         return tuple(tuple(s) for s in self.engine.get_tensor_profile_shape(name, profile))
 
     def run(self, feeds: dict[str, torch.Tensor], profile: int = 0) -> dict[str, torch.Tensor]:
+        """Run on `self.stream`, ordered after the caller's pending torch work and before its next (events, no host
+        synchronisation); inputs and outputs stay torch CUDA tensors."""
         context = self.contexts[profile]
-        held = []  # inputs converted here must live until the stream has run the engine (same stream: ordered)
+        caller = torch.cuda.current_stream(self.device)
+        used = []  # every tensor TensorRT reads or writes: kept from reuse until self.stream has run (record_stream)
         for name in self.inputs:
             tensor = feeds[name].to(self.device, self.dtypes[name]).contiguous()
-            held.append(tensor)
+            used.append(tensor)
             if not context.set_input_shape(name, tuple(tensor.shape)):
                 raise RuntimeError(f"{self.path.name}: input {name} shape {tuple(tensor.shape)} is outside "
                                    f"optimisation profile {profile} {self.profile_range(name, profile)}")  # fmt: skip
@@ -93,11 +98,18 @@ class TrtEngine:
         out = {}
         for name in self.outputs:
             shape = tuple(context.get_tensor_shape(name))
+            if any(d < 0 for d in shape):  # the step's outputs follow from input shapes; anything else is a bad engine
+                raise RuntimeError(f"{self.path.name}: output {name} has no shape before execution ({shape})")
             tensor = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
             context.set_tensor_address(name, tensor.data_ptr() if tensor.numel() else self._scratch.data_ptr())
+            used.append(tensor)
             out[name] = tensor
-        if not context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
+        self.stream.wait_stream(caller)  # the inputs written on the caller's stream are complete
+        if not context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError(f"{self.path.name}: execute_async_v3 failed (see the TensorRT log)")
+        for tensor in used:
+            tensor.record_stream(self.stream)
+        caller.wait_stream(self.stream)  # the caller's later work sees the outputs
         return out
 
 
@@ -283,9 +295,14 @@ def create_backend(config, checkpoint: Path):
     from vispeak_ros.runtime.backends.factory import BackendUnavailable, decision_options
 
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except ImportError as error:
         raise BackendUnavailable(f"tensorrt not installed ({error.name})") from None
+    from vispeak_ros.engines.engine_cache import tensorrt_version_problem
+
+    problem = tensorrt_version_problem(str(tensorrt.__version__))
+    if problem:
+        raise BackendUnavailable(problem)
     if not torch.cuda.is_available():
         raise BackendUnavailable("no CUDA device visible to torch")
     precision = config.engine_precision
