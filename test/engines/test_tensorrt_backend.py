@@ -87,3 +87,17 @@ def test_the_runtime_looks_for_engines_of_the_matching_profile_first_then_of_any
     assert [p.name for p in candidate_profiles(GpuInfo("H100", "9.0", 79.1, False), profiles)] == ["desktop_hopper"]
     with pytest.raises(ProfileError, match="no device profile matches Tesla T4"):
         candidate_profiles(GpuInfo("Tesla T4", "7.5", 15.0, False), profiles)
+
+
+def test_fp16_the_tensorrt_profiles_default_is_a_configurable_precision_that_onnxruntime_refuses(demo_export: Path):
+    """Every device profile builds fp16 by default, so the node must be able to ask for fp16 engines; onnxruntime
+    has no fp16 export and says so (under `auto` it is skipped with that reason)."""
+    from vispeak_ros.runtime.backends.factory import BackendUnavailable, create_backend
+    from vispeak_ros.runtime.config import RuntimeConfig
+
+    config = RuntimeConfig(backend="onnxruntime", engine_dir=str(demo_export), ort_provider="cpu")
+    with pytest.raises(BackendUnavailable, match="engine_precision fp16 is a TensorRT precision"):
+        create_backend(config.with_overrides(engine_precision="fp16"))
+    assert create_backend(config).name == "onnxruntime"  # fp32, the default, is unchanged
+    chosen = create_backend(config.with_overrides(backend="auto", engine_precision="fp16"))
+    assert any(line.startswith("onnxruntime-cpu: engine_precision fp16") for line in chosen.selection)
