@@ -184,8 +184,8 @@ class EngineCache:
     def validate(self, folder: Path, env: Environment, request: BuildRequest, *, hash_files: bool = False) -> None:
         """Raise `EngineCacheError` unless `folder` holds complete engines built for exactly this request here.
 
-        Engine files are checked by size (cheap, at every start) or, with `hash_files`, by sha256 (the builder,
-        `--list --verify`)."""
+        Engine files are checked by size (cheap, at every start) or, with `hash_files`, by sha256 (reads every
+        engine: for callers that can afford it)."""
         meta = self.read_metadata(folder)
         key = cache_key(env, request)
         if meta.get("key") != key:

@@ -129,14 +129,16 @@ def qdq_file(precision: str) -> str:
 
 
 def qdq_instructions(export_dir: Path, precision: str) -> str:
+    """How to make the Q/DQ step graph this builder does not make (nvidia-modelopt's ONNX PTQ; unverified by us)."""
     mode = {"int8": "int8", "int4": "int4", "fp8": "fp8"}[precision]
     target = export_dir / qdq_file(precision)
     return (
-        f"precision {precision} needs an explicitly quantized (Q/DQ) LLM step graph at {target}"
-        f'; make it with nvidia-modelopt (pip install nvidia-modelopt[onnx]), e.g. python -c "from '
-        f"modelopt.onnx.quantization import quantize; quantize('{export_dir / 'llm_step.onnx'}', "
-        f"quantize_mode='{mode}', output_path='{target}')\" with calibration_data "
-        f"from real streams (unverified by us)"
+        f"precision {precision} needs an explicitly quantized (Q/DQ) LLM step graph at {target}, which this builder "
+        f'does not make; with nvidia-modelopt (pip install nvidia-modelopt[onnx]): python -c "import numpy as np; '
+        f"from modelopt.onnx.quantization import quantize; quantize('{export_dir / 'llm_step.onnx'}', "
+        f"quantize_mode='{mode}', calibration_data=dict(np.load('calib.npz')), use_external_data_format=True, "
+        f"output_path='{target}')\" where calib.npz holds step inputs (by input name) recorded from real streams "
+        f"(unverified by us)"
     )
 
 
