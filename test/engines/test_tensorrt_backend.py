@@ -89,15 +89,19 @@ def test_the_runtime_looks_for_engines_of_the_matching_profile_first_then_of_any
         candidate_profiles(GpuInfo("Tesla T4", "7.5", 15.0, False), profiles)
 
 
-def test_fp16_the_tensorrt_profiles_default_is_a_configurable_precision_that_onnxruntime_refuses(demo_export: Path):
-    """Every device profile builds fp16 by default, so the node must be able to ask for fp16 engines; onnxruntime
-    has no fp16 export and says so (under `auto` it is skipped with that reason)."""
+def test_every_builder_precision_is_configurable_and_onnxruntime_refuses_the_tensorrt_only_ones(demo_export: Path):
+    """The node can ask for whatever the builder builds (fp16, every profile's default; int4, what the Orin NX profile
+    recommends for 7B); onnxruntime has only fp32 and its int8 variant and says so (under `auto`: skipped, with it)."""
+    from vispeak_ros.engines.device_profiles import PRECISIONS
     from vispeak_ros.runtime.backends.factory import BackendUnavailable, create_backend
-    from vispeak_ros.runtime.config import RuntimeConfig
+    from vispeak_ros.runtime.backends.tensorrt_backend import CONFIG_PRECISIONS
+    from vispeak_ros.runtime.config import ENGINE_PRECISIONS, RuntimeConfig
 
+    assert set(ENGINE_PRECISIONS) == set(CONFIG_PRECISIONS) == set(PRECISIONS)
     config = RuntimeConfig(backend="onnxruntime", engine_dir=str(demo_export), ort_provider="cpu")
-    with pytest.raises(BackendUnavailable, match="engine_precision fp16 is a TensorRT precision"):
-        create_backend(config.with_overrides(engine_precision="fp16"))
+    for precision in ("fp16", "bf16", "fp8", "int4"):
+        with pytest.raises(BackendUnavailable, match=f"engine_precision {precision} is a TensorRT precision"):
+            create_backend(config.with_overrides(engine_precision=precision))
     assert create_backend(config).name == "onnxruntime"  # fp32, the default, is unchanged
     chosen = create_backend(config.with_overrides(backend="auto", engine_precision="fp16"))
     assert any(line.startswith("onnxruntime-cpu: engine_precision fp16") for line in chosen.selection)

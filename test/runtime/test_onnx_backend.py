@@ -104,7 +104,7 @@ def test_named_backends_are_refused_with_their_reason(tmp_path: Path, engine_dir
 
 def test_new_configuration_keys_are_validated():
     assert RuntimeConfig(backend="auto", ort_provider="cuda", engine_precision="int8").backend == "auto"
-    for key, value in (("backend", "tflite"), ("ort_provider", "rocm"), ("engine_precision", "int4")):
+    for key, value in (("backend", "tflite"), ("ort_provider", "rocm"), ("engine_precision", "int2")):
         with pytest.raises(ConfigError, match=key):
             RuntimeConfig().with_overrides(**{key: value})
 

@@ -17,7 +17,9 @@ from vispeak_ros.core.trigger import DEFAULT_THRESHOLD
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
 ORT_PROVIDERS = ("auto", "cpu", "cuda")
-ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
+# fp32 and int8 run in onnxruntime (int8: the gated dynamic variant) and TensorRT (int8: a Q/DQ graph); the others are
+# TensorRT engine precisions only (vispeak_ros.engines.device_profiles.PRECISIONS)
+ENGINE_PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8", "int4")
 DTYPES = ("float32", "float16", "bfloat16")
 ALIGNMENTS = ("trained", "pad")
 SYSTEM_PROMPTS = ("vispeak", "online")
@@ -37,7 +39,7 @@ class RuntimeConfig:
     backend: str = "torch"  # torch | onnxruntime | tensorrt | auto (TensorRT, ORT CUDA, ORT CPU, torch; logged)
     engine_dir: str = ""  # exported graphs / engines: a folder with manifest.json, or a cache root; "" = XDG cache
     ort_provider: str = "auto"  # onnxruntime execution provider: auto (cuda when offered, else cpu), cpu, cuda
-    engine_precision: str = "fp32"  # fp32; fp16 (TensorRT only); int8 (gated variant / engines, only if accepted)
+    engine_precision: str = "fp32"  # fp32; int8; fp16, bf16, fp8, int4 (TensorRT); below fp32 only if gate-accepted
     dtype: str = "float32"
     device: str = "cpu"
     trigger_threshold: float = DEFAULT_THRESHOLD  # speak when the last 3 probabilities sum above

@@ -77,9 +77,9 @@ def _onnxruntime(config: RuntimeConfig, checkpoint: Path, provider: str) -> Back
         raise BackendUnavailable(f"onnxruntime has no {provider.upper()} execution provider in this build")
     if config.dtype != "float32":
         raise BackendUnavailable(f"dtype {config.dtype}: the ONNX export path is float32 (engine_precision for int8)")
-    if config.engine_precision == "fp16":
-        raise BackendUnavailable("engine_precision fp16 is a TensorRT precision; onnxruntime runs the fp32 export or "
-                                 "its gated int8 variant")  # fmt: skip
+    if config.engine_precision not in ("fp32", "int8"):
+        raise BackendUnavailable(f"engine_precision {config.engine_precision} is a TensorRT precision; onnxruntime "
+                                 "runs the fp32 export or its gated int8 variant")  # fmt: skip
     try:
         folder = find_onnx_export(checkpoint, config.engine_dir or None)
         step_file = None

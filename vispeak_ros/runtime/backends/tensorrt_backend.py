@@ -34,8 +34,8 @@ from vispeak_ros.model.processors import audio_chunk_features, preprocess_image
 from vispeak_ros.runtime.backends.artifacts import ArtifactError, cache_root, read_manifest
 from vispeak_ros.runtime.backends.session_backend import AUDIO_ROWS, SessionBackend
 
-#: config `engine_precision` -> engine precision (the names are the same; listed to refuse anything else)
-CONFIG_PRECISIONS = ("fp32", "fp16", "int8")
+#: config `engine_precision` values with a TensorRT engine kind (the names are the builder's precisions)
+CONFIG_PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8", "int4")
 
 
 def _torch_dtype(trt, dtype) -> torch.dtype:
