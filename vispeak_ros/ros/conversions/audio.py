@@ -58,6 +58,11 @@ PORTAUDIO_FORMATS: dict[int, tuple[str, str, np.dtype]] = {
     32: ("paUInt8", "uint8_data", np.dtype(np.uint8)),
 }
 
+# Plausible microphone streams. A rate of 1 Hz would turn each input sample into 16,000 output samples (a message
+# of a few kB into hundreds of MB), so rates and channel counts outside these bounds are refused.
+MIN_RATE, MAX_RATE = 1_000, 384_000
+MAX_CHANNELS = 64
+
 # Longest mp3 frame (MPEG-1 Layer III: 1152 samples). Decoded audio can lag a message's stamp by up to a frame
 # held in the parser, so mp3 streams get this much extra continuity tolerance.
 _MP3_FRAME_SAMPLES = 1152
@@ -124,10 +129,20 @@ def format_from_mgonzs13_info(info: Any, topic: str = "") -> AudioFormat:
 
 
 def _check_rate_channels(topic: str, rate: int, channels: int) -> None:
-    if rate <= 0:
-        raise malformed(topic, f"sample rate {rate} Hz")
-    if channels <= 0:
-        raise malformed(topic, f"{channels} channels")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise malformed(topic, f"sample rate {rate} Hz (supported: {MIN_RATE} to {MAX_RATE} Hz)")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise malformed(topic, f"{channels} channels (supported: 1 to {MAX_CHANNELS})")
+
+
+def _finite(samples: np.ndarray, topic: str) -> np.ndarray:
+    """Float samples: NaN or infinity refused (they would poison the model's features), the rest clipped to
+    [-1, 1] (full scale; a clipping microphone stays loud, a bogus 1e38 does not overflow the filters)."""
+    if samples.dtype.kind != "f":
+        return samples
+    if not np.isfinite(samples).all():
+        raise malformed(topic, f"{int(np.size(samples) - np.isfinite(samples).sum())} NaN or infinite samples")
+    return np.clip(samples, -1.0, 1.0)
 
 
 def detect_flavour(msg: Any) -> str:
@@ -315,7 +330,7 @@ class AudioStreamConverter:
         audio = getattr(msg, "audio", msg)
         fmt = format_from_mgonzs13_info(audio.info, self.topic)
         _, field_name, dtype = PORTAUDIO_FORMATS[int(audio.info.format)]
-        samples = as_typed_array(getattr(audio.audio_data, field_name), dtype)
+        samples = _finite(as_typed_array(getattr(audio.audio_data, field_name), dtype), self.topic)
         if samples.size % fmt.channels:
             raise malformed(
                 self.topic, f"{samples.size} samples in {field_name} is not a multiple of {fmt.channels} channels"
@@ -337,7 +352,7 @@ class AudioStreamConverter:
                 self._feed(block, rate, channels)
             self.stats.decode_errors += self._decoder.errors - errors
         elif isinstance(self._decoder, PcmDecoder):
-            self._feed(self._decoder.decode(audio.data), fmt.rate, fmt.channels)
+            self._feed(_finite(self._decoder.decode(audio.data), self.topic), fmt.rate, fmt.channels)
         return self._take()
 
     # ---- stream bookkeeping ------------------------------------------------------------------------------------

@@ -86,6 +86,10 @@ _CV_CODES = {
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A compressed frame may claim any size: a few MB of PNG can inflate to gigabytes (a decompression bomb). Frames
+# whose header claims more pixels than 8K UHD are refused before decoding.
+MAX_COMPRESSED_PIXELS = 7680 * 4320
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,6 +190,9 @@ def _compressed_payload(msg: Any, topic: str, stamp_ns: int | None, frame_id: st
     if data.size == 0:
         raise malformed(topic, f"CompressedImage ({format_string!r}) with no data")
     codec = compressed_codec(format_string, data[:8].tobytes(), topic)
+    size = compressed_size(data)
+    if size is not None and size[0] * size[1] > MAX_COMPRESSED_PIXELS:
+        raise malformed(topic, f"{codec} frame of {size[0]}x{size[1]} pixels (at most {MAX_COMPRESSED_PIXELS} pixels)")
     return FramePayload(
         topic=topic,
         encoding=format_string,
@@ -198,6 +205,26 @@ def _compressed_payload(msg: Any, topic: str, stamp_ns: int | None, frame_id: st
         stamp_ns=stamp_ns,
         frame_id=frame_id,
     )
+
+
+def compressed_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG header claims, read without decoding; None when the header does not say."""
+    head = data[:8].tobytes()
+    if head.startswith(_PNG_MAGIC) and data.size >= 24:
+        ihdr = data[16:24].tobytes()
+        return int.from_bytes(ihdr[:4], "big"), int.from_bytes(ihdr[4:], "big")
+    if not head.startswith(_JPEG_MAGIC):
+        return None
+    at, end = 2, int(data.size)
+    while at + 9 <= end and data[at] == 0xFF:  # walk the marker segments up to the start of frame
+        marker = int(data[at + 1])
+        if marker in _JPEG_SOF:
+            return int(data[at + 7]) << 8 | int(data[at + 8]), int(data[at + 5]) << 8 | int(data[at + 6])
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        at += 2 + (int(data[at + 2]) << 8 | int(data[at + 3]))
+    return None
 
 
 # ---- step 2: decode --------------------------------------------------------------------------------------------
