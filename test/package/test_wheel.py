@@ -58,8 +58,9 @@ def test_installed_wheel_runs_the_demo_from_an_empty_directory(wheel, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(str(target))  # the installed copy ran, not the source tree
-    assert lines[-1].startswith("done: ")
-    assert (empty / "demo_recording.timeline.png").is_file()  # outputs land in the current directory
+    assert any(line.startswith("done: ") for line in lines) and lines[-1].startswith("wrote ")
+    for name in ("demo_recording.vispeak.mcap", "demo_recording.timeline.png", "demo_recording.timeline.html"):
+        assert (empty / name).is_file()  # outputs land in the current directory
 
 
 def test_installed_wheel_reads_the_device_profiles_it_carries(wheel, tmp_path):

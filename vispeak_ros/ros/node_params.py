@@ -105,7 +105,7 @@ PARAMETERS: tuple[NodeParameter, ...] = (
     _p(
         "engine_precision",
         _RUNTIME.engine_precision,
-        "engine precision (int8 only when its agreement gate accepted it)",
+        "engine precision; below fp32 only engines the agreement gate accepted",
         read_only=True,
         choices=ENGINE_PRECISIONS,
     ),
