@@ -47,6 +47,11 @@ from vispeak_ros.ros.speech import SpeakingEstimate
 NODE_NAME = "vispeak"
 NS_PER_S = 1_000_000_000
 ADVANCE_PERIOD_S = 0.1  # how often the segmenter is told the time, so seconds close when inputs stall
+STAMP_JUMP_S = 5.0  # a sensor stamp this far from the stream clock is an outlier (a stray stamp, or a new clock)
+NEW_CLOCK_AFTER_S = 1.0  # outlier stamps that agree with each other for this long (wall time) are a new clock
+CLOCK_JUMP_BACK_S = 1.0  # ROS time going back this far (sim time reset: a replay restarted) starts a new session
+FAULT_COUNTERS = frozenset({"backend_errors"})  # in `errors` beside the bad-input kinds, but reported as faults
+LOG_EVERY_S = 5.0  # bad input is logged at most once per kind in this many seconds (and always counted)
 
 CAMERA_TOPICS = {
     "raw": ("camera/image_raw", "sensor_msgs/msg/Image"),
@@ -62,6 +67,35 @@ AUDIO_INFO = ("audio_info", "audio_common_msgs/msg/AudioInfo")
 
 class NodeError(RuntimeError):
     """A one-line reason the node cannot configure or activate (bad parameter, missing checkpoint...)."""
+
+
+class StampGate:
+    """Keeps one stray sensor stamp from wrecking the stream. The segmenter drops what is older than what it
+    has seen, so a single frame stamped years ahead would make every later frame "backwards" for good. A stamp
+    more than `jump_ns` from the stream clock is rejected, unless such stamps keep agreeing with each other for
+    `confirm_ns` of wall time: then the source's clock really changed (a bag loop without sim time, a camera
+    whose clock was reset) and the caller restarts the stream on it."""
+
+    def __init__(self, jump_ns: int, confirm_ns: int) -> None:
+        self.jump_ns, self.confirm_ns = jump_ns, confirm_ns
+        self._candidate: tuple[int, int] | None = None  # (skew of the first outlier, its wall time)
+
+    def check(self, stamp_ns: int, expected_ns: int | None, wall_ns: int) -> str:
+        """One of "ok", "outlier" (drop it) or "new clock" (restart the stream on this stamp)."""
+        if expected_ns is None or abs(stamp_ns - expected_ns) <= self.jump_ns:
+            self._candidate = None
+            return "ok"
+        skew = stamp_ns - expected_ns
+        if self._candidate is None or abs(skew - self._candidate[0]) > self.jump_ns:
+            self._candidate = (skew, wall_ns)
+            return "outlier"
+        if wall_ns - self._candidate[1] >= self.confirm_ns:
+            self._candidate = None
+            return "new clock"
+        return "outlier"
+
+    def reset(self) -> None:
+        self._candidate = None
 
 
 class VispeakNode:
@@ -88,6 +122,7 @@ class VispeakNode:
         self._rates: dict[str, RateMeter] = {}
         self.errors: dict[str, int] = {}  # bad input and faults, by kind
         self._last_error = ""
+        self._logged: dict[str, tuple[float | None, int]] = {}  # kind -> (last logged, monotonic s; unlogged since)
         self._errors_reported = 0  # bad-input count at the last diagnostics report
         self._seen_worker_errors = 0
         self._processed_at_fault = 0
@@ -95,6 +130,8 @@ class VispeakNode:
         self._checksum: CheckpointChecksum | None = None
         self._tts: Any = None
         self._unstamped_audio = False
+        self._gate = StampGate(round(STAMP_JUMP_S * NS_PER_S), round(NEW_CLOCK_AFTER_S * NS_PER_S))
+        self._last_now_ns: int | None = None  # ROS time at the last input or heartbeat, to see it jump back
         self.speech_fallback = ""  # why speech goes to the topic although tts_action was asked for
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -239,9 +276,17 @@ class VispeakNode:
         return now_ns + (self._offset_ns or 0)
 
     def _count(self, kind: str, message: str) -> None:
+        """Count bad input by kind; log one line per kind every LOG_EVERY_S (rclpy throttles per call site, which
+        would let one noisy kind hide the others), saying how many were not logged."""
         self.errors[kind] = self.errors.get(kind, 0) + 1
         self._last_error = message
-        self.log.warning(message, throttle_duration_sec=5.0)
+        now = time.monotonic()
+        logged_at, unlogged = self._logged.get(kind, (None, 0))
+        if logged_at is not None and now - logged_at < LOG_EVERY_S:
+            self._logged[kind] = (logged_at, unlogged + 1)
+            return
+        self._logged[kind] = (now, 0)
+        self.log.warning(message + (f" ({unlogged} more {kind} since the last line)" if unlogged else ""))
 
     def _tick(self, topic: str, now_ns: int) -> None:
         meter = self._rates.get(topic)
@@ -253,6 +298,38 @@ class VispeakNode:
         for segment in segments:
             self.worker.submit(segment)
 
+    def _check_clock(self, now_ns: int) -> None:
+        """ROS time went back (sim time reset: a replay restarted): a fresh session on the new time, as ~/reset.
+        Without it every later input would be older than what the segmenter has seen, and dropped."""
+        last, self._last_now_ns = self._last_now_ns, now_ns
+        if last is not None and now_ns < last - CLOCK_JUMP_BACK_S * NS_PER_S:
+            self._count("clock_jumps_back", f"ROS time jumped back {(last - now_ns) / NS_PER_S:.1f} s: new session")
+            self._reset_session()
+
+    def _restart_stream(self, why: str) -> None:
+        """Close what was received (nothing is lost), then forget the stream's clock; the session goes on."""
+        for chunk in self._audio.flush() if self._audio is not None else []:
+            self._submit(self.segmenter.add_audio(chunk.stamp_ns, chunk.samples))
+        self._submit(self.segmenter.flush())
+        self.segmenter.reset()
+        self._offset_ns = None
+        self._gate.reset()
+        self.errors["stream_restarts"] = self.errors.get("stream_restarts", 0) + 1
+        self.log.warning(f"{why}: stream restarted")
+
+    def _stamp_ok(self, topic: str, stamp_ns: int, now_ns: int) -> bool:
+        """Gate a sensor stamp against the stream clock (see StampGate); False: drop the message."""
+        verdict = self._gate.check(stamp_ns, None if self._offset_ns is None else self._stream_now(now_ns),
+                                   time.monotonic_ns())  # fmt: skip
+        if verdict == "outlier":
+            clock_s = self._stream_now(now_ns) / NS_PER_S
+            self._count("bad_stamps", f"{topic}: stamp {stamp_ns / NS_PER_S:.3f} s is more than {STAMP_JUMP_S:g} s "
+                                      f"from the stream clock ({clock_s:.3f} s); dropped")  # fmt: skip
+            return False
+        if verdict == "new clock":
+            self._restart_stream(f"{topic}: stamps moved {(stamp_ns - self._stream_now(now_ns)) / NS_PER_S:.1f} s")
+        return True
+
     def _on_image(self, msg: Any) -> None:
         if not self.active:
             return
@@ -262,6 +339,7 @@ class VispeakNode:
         now = self.port.now_ns()
         topic = self._camera_topic()[0]
         self._tick(topic, now)
+        self._check_clock(now)
         try:
             payload = frame_payload(msg, topic)
         except ConversionError as error:
@@ -271,6 +349,8 @@ class VispeakNode:
         if not stamp:
             self._count("unstamped_frames", f"{topic}: frame without a header stamp; stamped on arrival")
             stamp = self._stream_now(now)
+        elif not self._stamp_ok(topic, stamp, now):
+            return
         self._offset_ns = stamp - now
         if self.params["frame_id"] == "" and payload.frame_id:
             self._frame_id = payload.frame_id
@@ -280,13 +360,17 @@ class VispeakNode:
         if not self.active:
             return
         from vispeak_ros.ros.conversions import ConversionError
+        from vispeak_ros.ros.conversions.buffers import header_stamp_ns
 
         now = self.port.now_ns()
         topic = self._audio_topic()[0]
         self._tick(topic, now)
+        self._check_clock(now)
         stamp = None
         if self._unstamped_audio:  # follow the sample count from the first arrival
             stamp = self._audio.next_stamp_ns or self._stream_now(now)
+        elif not self._stamp_ok(topic, header_stamp_ns(msg) or 0, now):
+            return
         try:
             chunks = self._audio.convert(msg, stamp_ns=stamp)
         except ConversionError as error:
@@ -409,6 +493,7 @@ class VispeakNode:
         if not self.active:
             return
         now = self.port.now_ns()
+        self._check_clock(now)  # outside the lock: a reset joins the worker, which may be waiting for it
         with self._lock:
             self._check_faults(now)
             self._publish_lock()
@@ -446,12 +531,18 @@ class VispeakNode:
 
     def _on_reset(self, _request: Any, response: Any) -> Any:
         """Start a fresh session: forget the stream and the conversation (the stop is not cleared)."""
-        from vispeak_ros.runtime.assistant import Assistant
-        from vispeak_ros.runtime.worker import Worker
-
         if not self.active:
             response.success, response.message = False, "the node is not active"
             return response
+        self._reset_session()
+        response.success, response.message = True, "session reset"
+        self.log.info("reset: fresh session")
+        return response
+
+    def _reset_session(self) -> None:
+        from vispeak_ros.runtime.assistant import Assistant
+        from vispeak_ros.runtime.worker import Worker
+
         self.worker.stop()  # outside the lock: the worker may be publishing an output under it
         with self._lock:
             self.assistant = Assistant(self.config, self.assistant.backend)
@@ -459,13 +550,11 @@ class VispeakNode:
             if self._audio is not None:
                 self._audio.flush()
             self._offset_ns = None
+            self._gate.reset()
             self.speaking.cancelled()
             self.worker = Worker(self.assistant, on_output=self._on_output).start()
             self._seen_worker_errors = 0
             self._publish_state(force=True)
-        response.success, response.message = True, "session reset"
-        self.log.info("reset: fresh session")
-        return response
 
     # ------------------------------------------------------------------------------------------ parameters
     def _on_parameters(self, changes: dict[str, Any]) -> tuple[bool, str]:
@@ -496,6 +585,7 @@ class VispeakNode:
         values: dict[str, Any] = {}
         for topic, meter in sorted(self._rates.items()):
             values[f"rate {topic} (Hz)"] = meter.rate(now)
+            values[f"received {topic}"] = meter.total  # every message that reached the node, good or bad
         seg = self.segmenter.stats
         values.update({
             "frames in": seg.frames_in, "frames used": seg.frames_used, "frames skipped": seg.frames_skipped,
@@ -529,12 +619,13 @@ class VispeakNode:
         values["stop reason"] = snapshot.reason
         if self.speech_fallback:
             values["speech"] = self.speech_fallback
+        # Bad input (not faults: they have their own ERROR) since the last report; counted whatever the level.
+        bad = sum(count for kind, count in self.errors.items() if kind not in FAULT_COUNTERS)
+        recent, self._errors_reported = bad > self._errors_reported, bad
         if snapshot.fault:
             return ERROR, snapshot.reason, values
         if not self.active:
             return WARN, "inactive", values
-        errors = sum(self.errors.values())
-        recent, self._errors_reported = errors > self._errors_reported, errors
         if recent:  # new bad input since the last report (older ones stay counted in the values)
             return WARN, f"bad input: {self._last_error}", values
         if snapshot.active:

@@ -177,6 +177,29 @@ def test_sim_time_follows_clock(make_node) -> None:
     assert len(ticks) >= 2 and all(t >= 101_000_000_000 for t in ticks)  # sim timers run on /clock, not the wall
 
 
+def test_sim_timers_follow_the_clock_back_when_it_jumps_back(make_node) -> None:
+    """A replay restarting resets /clock; as rcl's timers, ours then count from the new time instead of waiting
+    until the clock is back where it was."""
+    node = make_node("sim", parameter_overrides={"use_sim_time": True})
+    clock = make_node("clock_source").create_publisher(port.CLOCK_TYPE, port.CLOCK_TOPIC, port.CLOCK)
+    ticks: list[int] = []
+    node.create_timer(1.0, lambda: ticks.append(node.now_ns()))
+    assert node.spin_until(lambda: clock.matched_subscriptions() == 1, 5.0)
+
+    def tick_to(sec: int) -> None:
+        stamp = clock.node.new_message("builtin_interfaces/msg/Time", sec=sec, nanosec=0)
+        clock.publish(clock.node.new_message(port.CLOCK_TYPE, clock=stamp))
+        node.spin_until(lambda: node.now_ns() == sec * 1_000_000_000, 2.0)
+        node.spin_once(0.01)
+
+    for sec in range(1000, 1004):
+        tick_to(sec)
+    fired_before = len(ticks)
+    for sec in range(10, 14):  # 990 s back
+        tick_to(sec)
+    assert fired_before >= 2 and any(t < 20_000_000_000 for t in ticks[fired_before:]), ticks
+
+
 def test_latched_topic_reaches_late_subscribers(make_node) -> None:
     talker = make_node("talker")
     state = talker.create_publisher("std_msgs/msg/String", "/vispeak/state", port.TRANSIENT_LOCAL_LATCHED)

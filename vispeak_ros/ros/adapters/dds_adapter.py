@@ -616,7 +616,15 @@ class DdsNode:
 
     # -- time ----------------------------------------------------------------------------------------------------
     def _on_clock(self, msg: Any) -> None:
-        self._sim_time_ns = msg.clock.sec * 1_000_000_000 + msg.clock.nanosec
+        now = msg.clock.sec * 1_000_000_000 + msg.clock.nanosec
+        if self._sim_time_ns is not None and now < self._sim_time_ns:
+            # Time jumped back (a replay restarted): as rcl's timers do, sim timers count from the new time;
+            # otherwise they would wait until /clock caught up with where it was.
+            with self._lock:
+                for timer in self._timers:
+                    if timer.sim and timer.next_ns is not None:
+                        timer.next_ns = now + timer.period_ns
+        self._sim_time_ns = now
 
     def now_ns(self) -> int:
         """ROS time: the last /clock (0 before the first, as rclpy) with use_sim_time, else the system clock."""
