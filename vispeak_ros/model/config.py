@@ -145,7 +145,7 @@ def read_json(path: Path) -> dict[str, Any]:
             data = json.load(f)
     except FileNotFoundError:
         raise CheckpointError(f"missing file: {path}") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError (binary garbage)
         raise CheckpointError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
@@ -241,8 +241,8 @@ def audio_config_from_folder(folder: Path) -> AudioConfig:
     try:
         with open(path, encoding="utf-8") as f:
             tree = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: UnicodeDecodeError (binary garbage)
+        raise CheckpointError(f"cannot read {path}: {' '.join(str(exc).split())}") from None  # YAML errors: lines
     if not isinstance(tree, dict):
         raise CheckpointError(f"{path}: expected a mapping")
     layout = _lookup(tree, "encoder_conf.overview_conf.encoder-layer-config", path)

@@ -78,7 +78,11 @@ def _weight_files(root: Path) -> list[Path]:
         weight_map = read_json(index).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise CheckpointError(f"{index}: no weight_map")
-        files = [root / name for name in dict.fromkeys(weight_map.values())]
+        names = list(dict.fromkeys(weight_map.values()))
+        odd = [n for n in names if not isinstance(n, str) or Path(n).name != n or n in ("", ".", "..")]
+        if odd:  # a shard is a file of this folder: no paths elsewhere (../, /etc/...), no numbers
+            raise CheckpointError(f"{index}: shard {odd[0]!r} is not a file name in the checkpoint folder")
+        files = [root / name for name in names]
         for f in files:
             _refuse_pickle(f)
             if not f.is_file():
@@ -174,13 +178,20 @@ def _classify(root: Path, weights: _Weights) -> None:
         )
 
 
+def _is_float(safetensors_dtype: str) -> bool:
+    return safetensors_dtype.startswith(("F", "BF"))  # F64 F32 F16 BF16 F8_*; not I*, U*, BOOL
+
+
 def _key_report(root: Path, weights: _Weights, model: ViSpeakForCausalLM) -> None:
-    expected = {to_checkpoint_key(k): tuple(v.shape) for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    expected = {to_checkpoint_key(k): tuple(v.shape) for k, v in state.items()}
+    floating = {to_checkpoint_key(k): v.is_floating_point() for k, v in state.items()}
     present = {k: v[1] for k, v in weights.entries.items()}
     missing = sorted(set(expected) - set(present))
     unexpected = sorted(set(present) - set(expected))
     wrong = sorted(k for k in set(expected) & set(present) if expected[k] != present[k])
-    if not (missing or unexpected or wrong):
+    kinds = sorted(k for k in set(expected) & set(present) if floating[k] != _is_float(weights.entries[k][2]))
+    if not (missing or unexpected or wrong or kinds):
         return
 
     def head(keys: list[str]) -> str:
@@ -194,6 +205,10 @@ def _key_report(root: Path, weights: _Weights, model: ViSpeakForCausalLM) -> Non
     if wrong:
         shapes = [f"{k} checkpoint {list(present[k])} vs model {list(expected[k])}" for k in wrong]
         parts.append(f"{len(wrong)} shape mismatch(es): {head(shapes)}")
+    if kinds:
+        dtypes = [f"{k} is {weights.entries[k][2]}, the model wants {'floats' if floating[k] else 'integers'}"
+                  for k in kinds]  # fmt: skip
+        parts.append(f"{len(kinds)} wrong dtype(s): {head(dtypes)}")
     raise CheckpointError(f"{root}: " + "; ".join(parts))
 
 

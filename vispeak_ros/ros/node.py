@@ -268,8 +268,10 @@ class VispeakNode:
 
         try:
             return Assistant(self.config, self._backend)
-        except (CheckpointError, OSError, ValueError) as error:
-            raise NodeError(f"cannot load the model: {error}") from None
+        except (CheckpointError, OSError, ValueError, RuntimeError) as error:  # RuntimeError: BackendUnavailable
+            raise NodeError(f"cannot load the model: {' '.join(str(error).split())}") from None
+        except Exception as error:  # a damaged export can fail inside onnxruntime or a parser: still one line
+            raise NodeError(f"cannot load the model: {type(error).__name__}: {' '.join(str(error).split())}") from None
 
     # ------------------------------------------------------------------------------------------ inputs
     def _stream_now(self, now_ns: int) -> int:
