@@ -3,6 +3,7 @@ the test process that feeds it and reads what it says: /diagnostics, ~/informati
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -133,3 +134,23 @@ class Probe:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.node.spin_once(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+def play(probe: Probe, dds_env: dict[str, str], *args: str, recording: Path | None = None,
+         timeout_s: float = 120.0) -> dict:  # fmt: skip
+    """test/ros/node/player.py (paced by the node's scores) on a recording, the demo one by default; the probe spins
+    meanwhile, collecting what the node says."""
+    from vispeak_ros.data import demo_recording
+
+    player = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "test" / "ros" / "node" / "player.py"), str(recording or demo_recording()),
+         *args], env=proc_env(dds_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while player.poll() is None and time.monotonic() < deadline:
+        probe.spin(0.1)
+    if player.poll() is None:
+        player.kill()
+    out, err = player.communicate()
+    assert player.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-import time
 from collections import Counter
 
 import numpy as np
@@ -41,7 +38,7 @@ from hostile import (
     settle,
 )
 from hypothesis import given, settings
-from relkit import NS, REPO_ROOT, NodeProcess, Probe, proc_env
+from relkit import NS, NodeProcess, Probe, play
 
 from vispeak_ros import data
 from vispeak_ros.core.events import Behaviour
@@ -65,22 +62,6 @@ def ready(node: NodeProcess, probe: Probe) -> None:
     """The node hears every publisher of the probe and runs at sim time BASE_S."""
     assert probe.wait_matched(), node.stderr()
     assert probe.sync_clock(BASE_S * NS), node.stderr()
-
-
-def play(probe: Probe, dds_env, *args: str, timeout_s: float = 120.0) -> dict:
-    """test/ros/node/player.py on the demo recording, the probe spinning meanwhile (it collects the events)."""
-    player = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "test" / "ros" / "node" / "player.py"), str(data.demo_recording()), *args],
-        env=proc_env(dds_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + timeout_s
-    while player.poll() is None and time.monotonic() < deadline:
-        probe.spin(0.1)
-    if player.poll() is None:
-        player.kill()
-    out, err = player.communicate()
-    assert player.returncode == 0, err
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def wake_ups(events: list) -> list[float]:

@@ -48,7 +48,7 @@ NODE_NAME = "vispeak"
 NS_PER_S = 1_000_000_000
 ADVANCE_PERIOD_S = 0.1  # how often the segmenter is told the time, so seconds close when inputs stall
 STAMP_JUMP_S = 5.0  # a sensor stamp this far from the stream clock is an outlier (a stray stamp, or a new clock)
-NEW_CLOCK_AFTER_S = 1.0  # outlier stamps that agree with each other for this long (wall time) are a new clock
+NEW_CLOCK_AFTER_S = 0.5  # outlier stamps that agree with each other for this long (wall time) are a new clock
 CLOCK_JUMP_BACK_S = 1.0  # ROS time going back this far (sim time reset: a replay restarted) starts a new session
 FAULT_COUNTERS = frozenset({"backend_errors"})  # in `errors` beside the bad-input kinds, but reported as faults
 LOG_EVERY_S = 5.0  # bad input is logged at most once per kind in this many seconds (and always counted)
@@ -133,6 +133,7 @@ class VispeakNode:
         self._gate = StampGate(round(STAMP_JUMP_S * NS_PER_S), round(NEW_CLOCK_AFTER_S * NS_PER_S))
         self._last_now_ns: int | None = None  # ROS time at the last input or heartbeat, to see it jump back
         self.speech_fallback = ""  # why speech goes to the topic although tts_action was asked for
+        self.speech_fallbacks = 0  # sentences sent to ~/speech because the TTS action server was not there
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def configure(self) -> None:
@@ -451,9 +452,13 @@ class VispeakNode:
         if not text:
             return
         p = self.params
-        if self._tts is not None:
+        if self._tts is not None and self._tts.server_is_ready():
             self._tts.send_goal(text=text, language=p["tts_language"], volume=p["tts_volume"], rate=p["tts_rate"])
         else:
+            if self._tts is not None:  # the TTS server went away (or never came): a goal would wait forever
+                self.speech_fallbacks += 1
+                self.log.warning(f"TTS action server {self._tts.name!r} not available: sentences go to ~/speech",
+                                 throttle_duration_sec=LOG_EVERY_S)  # fmt: skip
             self.pub_speech.publish(self.port.new_message(m.STRING, data=text))
         self.speaking.said(text, self.port.now_ns())
 
@@ -621,6 +626,8 @@ class VispeakNode:
         values["stop reason"] = snapshot.reason
         if self.speech_fallback:
             values["speech"] = self.speech_fallback
+        if self._tts is not None:
+            values["speech to ~/speech (no TTS server)"] = self.speech_fallbacks
         # Bad input (not faults: they have their own ERROR) since the last report; counted whatever the level.
         bad = sum(count for kind, count in self.errors.items() if kind not in FAULT_COUNTERS)
         recent, self._errors_reported = bad > self._errors_reported, bad
