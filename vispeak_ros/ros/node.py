@@ -505,6 +505,8 @@ class VispeakNode:
             self._check_faults(now)
             self._publish_lock()
             self._publish_state()
+            if self.worker is not None:  # outputs were published by the callback; the copies queued beside them
+                self.worker.outputs.drain()  # are for pull-style users, and would sit at the queue's bound
 
     def _publish_lock(self) -> None:
         now = self.port.now_ns()
