@@ -104,7 +104,7 @@ def _decompress(compression: str, data: bytes, size: int) -> bytes:
         return decompress(data)
     if compression == "zstd":
         try:
-            from compression import zstd  # type: ignore[import-not-found]  # Python 3.14
+            from compression import zstd  # type: ignore[import-not-found]  # novermin (Python 3.14)
         except ImportError:
             from backports import zstd  # type: ignore[import-not-found,no-redef]  # a rosbags dependency
         return zstd.decompress(data)
