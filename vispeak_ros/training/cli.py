@@ -24,7 +24,8 @@ def _positive(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vispeak-train",
-        description="Train the tiny ViSpeak demo model on the synthetic gesture world (CPU).",
+        description="Train the tiny ViSpeak demo model on the synthetic gesture world (CPU). "
+        "With --stage N --config FILE: one stage of the full recipe (see vispeak-train --stage 0 --help).",
     )
     p.add_argument("--output", required=True, type=Path, help="checkpoint folder to write")
     p.add_argument("--steps", type=_positive, help="training steps (default: the recipe's)")
@@ -36,6 +37,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--stage" or a.startswith("--stage=") for a in argv):  # the full recipe: vispeak-train --stage N
+        from vispeak_ros.training.recipe.cli import main as stage_main
+
+        return stage_main(argv)
     args = parser().parse_args(argv)
     try:
         recipe = Recipe.from_yaml(args.config) if args.config else Recipe()

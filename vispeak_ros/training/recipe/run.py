@@ -133,6 +133,7 @@ def load_base(config: StageConfig, device: torch.device) -> ViSpeakForCausalLM:
     """The stage's starting model. A plain VITA-1.5 checkpoint (no fusion gate, no informative head) is accepted
     only with `model.fresh: [fusion, informative_head]` (the alignment pass starts from one)."""
     spec = config.model
+    device = torch.device("cpu") if device.type == "cpu" else device  # gloo ranks report cpu:0, safetensors wants cpu
     if not spec.init_from:
         raise CheckpointError(f"{config.source}: model.init_from is empty: name the checkpoint to start from")
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
