@@ -48,6 +48,9 @@ MODEL = [
 TRANSPORT = ["rosbags>=0.10.4", "cyclonedds>=0.10.5", "mcap>=1.1", "mcap-ros2-support>=0.5"]
 # ONNX export and the onnxruntime backend (Jetson: NVIDIA's onnxruntime-gpu wheel provides the same module).
 ONNX = ["onnx>=1.16", "onnxruntime>=1.18"]
+# The full training recipe (vispeak-train --stage N): accelerate runs it on 1..N processes/nodes, peft adds LoRA.
+# DeepSpeed is left out on purpose: it needs CUDA to be useful (pip install deepspeed on the GPU machines).
+TRAIN = ["accelerate>=1.0", "peft>=0.13"]
 TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "vermin>=1.6", "catkin_pkg>=1.0", "lameenc>=1.7"]
 
 setup(
@@ -81,8 +84,9 @@ setup(
         "model": MODEL,
         "transport": TRANSPORT,
         "onnx": ONNX,
-        "all": MODEL + TRANSPORT + ONNX,
-        "test": MODEL + TRANSPORT + ONNX + TEST,
+        "train": MODEL + TRAIN,
+        "all": MODEL + TRANSPORT + ONNX + TRAIN,
+        "test": MODEL + TRANSPORT + ONNX + TRAIN + TEST,
     },
     entry_points={
         "console_scripts": [

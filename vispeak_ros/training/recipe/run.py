@@ -358,6 +358,10 @@ def run_stage(
     _save_state(accelerator, output, progress.step, train.save_total_limit)
     accelerator.wait_for_everyone()
     if main:
+        figures = {"steps": result.steps, "start_step": result.start_step, "processes": world,
+                   "samples": result.samples, "seconds": round(result.seconds, 3),
+                   "samples_per_s": round(result.samples_per_s, 3)}  # fmt: skip
+        (output / "train_result.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
         final = accelerator.unwrap_model(module).model
         export(final, output / "model", config, result)
         say(f"saved {output / 'model'} (merged, loader layout)")
