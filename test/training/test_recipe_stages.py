@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vispeak_ros.model.errors import CheckpointError
 from vispeak_ros.model.loader import load_checkpoint
 from vispeak_ros.training.recipe import tiny
 from vispeak_ros.training.recipe.dataset import RecipeDataset, load_items
@@ -154,3 +155,21 @@ def test_stage3_items_in_the_official_format_load_from_files(world):
         assert len(example.fbank) == len(example.rows.audios)
         if items[index].kind != "offline":
             assert len(example.frames) == 8  # stage 3: at least 8 frames (minimal_image_ratio 2) of the 4 s clip
+
+
+def test_stage0_starts_from_a_plain_vita_checkpoint_with_a_fresh_fusion_gate(world, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    vita = tmp_path / "vita"
+    shutil.copytree(world["base"], vita)
+    state = load_file(vita / "model.safetensors")
+    kept = {k: v for k, v in state.items() if not k.startswith(("model.combination.", "informative_head."))}
+    save_file(kept, str(vita / "model.safetensors"), metadata={"format": "pt"})
+    config = tiny.tiny_config(TRAINING, 0, vita)
+    assert sorted(config.model.fresh) == ["fusion", "informative_head"]
+    model = prepare_model(config, torch.device("cpu"), QUIET)
+    assert torch.equal(model.mm_projector[0].weight, state["model.mm_projector.0.weight"])
+    assert model.informative_head is not None and model.fusion.gate is not None
+    config.model = replace(config.model, fresh=[])
+    with pytest.raises(CheckpointError, match=r"plain VITA-1\.5"):
+        prepare_model(config, torch.device("cpu"), QUIET)
