@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     if output.exists() and not output.is_dir():
         print(f"vispeak-train: error: --output {output} is a file, not a folder", file=sys.stderr)
         return 2
+    try:
+        import accelerate  # noqa: F401
+        import peft  # noqa: F401
+    except ImportError as error:
+        print(f"vispeak-train: error: the recipe needs accelerate and peft ({error}): pip install '.[train]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
     from vispeak_ros.training.recipe.run import run_stage
 
     try:
