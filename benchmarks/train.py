@@ -32,8 +32,10 @@ def _estimate(recipe: Recipe, folder: Path) -> dict:
     per_stream = (time.monotonic() - t0) / len(streams)
     steps = 30
     result = train(model, data, replace(recipe, steps=steps), log=lambda _: None)
-    count = recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions
-    retrain = per_stream * count * 1.2 + recipe.steps / result.samples_per_s  # sessions are longer: +20 %
+    count = recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions + recipe.idle_streams
+    idle_share = recipe.idle_streams * recipe.idle_seconds / 12.0  # in scenario-stream lengths (~12 s each)
+    # sessions are longer: +20 %
+    retrain = per_stream * (count - recipe.idle_streams + idle_share) * 1.2 + recipe.steps / result.samples_per_s
     return {
         "samples_per_s": round(result.samples_per_s, 2),
         "retrain_s": round(retrain, 1),

@@ -61,7 +61,7 @@ def test_demo_recording_through_onnxruntime_equals_torch(demo, engine_dir: Path)
     a = _summary([o for s in segments for o in ours.process(s)])
     b = _summary([o for s in segments for o in theirs.process(s)])
     assert a[0] == b[0]
-    assert len(a[0][2]) >= 3 and any(fired for _, fired in a[0][3])  # the stream did trigger and answer
+    assert a[0][2] and any(fired for _, fired in a[0][3])  # the stream did trigger and answer (the wave, at 4.9 s)
     assert max(abs(x - y) for x, y in zip(a[1], b[1], strict=True)) < TOL
 
 

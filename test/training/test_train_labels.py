@@ -121,3 +121,42 @@ def test_streaming_loss_adds_lm_and_focal_with_weight_one():
     total, lm, focal = streaming_loss(logits, info, labels, info_labels)
     assert float(lm) == pytest.approx(float(torch.nn.functional.cross_entropy(logits[[1, 3]], labels[[1, 3]])))
     assert float(total) == pytest.approx(float(lm) + float(focal))
+
+
+def test_demo_recipe_leaves_the_first_half_of_an_event_window_unlabelled(tok):
+    """`onset_labels=False`: frames showing the gesture before the label window are neither 0 nor 1."""
+    stream = world.generate("fall", 5, size=(160, 160), fps=1.0)
+    event = stream.events[0]
+    t1, _ = event.timespan
+    mid, end = event.label_window
+    spec, demo = build_sample(stream, tok), build_sample(stream, tok, onset_labels=False)
+    for block, row in zip(spec.blocks, spec.block_ends, strict=True):
+        if block.kind != "frame":
+            continue
+        label, unlabelled = float(spec.info_labels[row - 1]), float(demo.info_labels[row - 1])
+        if t1 <= block.second < mid:
+            assert label == 0.0 and unlabelled == IGNORE, block.second
+        else:
+            assert unlabelled == label == float(mid <= block.second <= end), block.second
+
+
+def test_answer_start_rows_cover_the_rows_under_each_answers_first_tokens(tok):
+    from vispeak_ros.training.trainer import TYPING_ROWS, answer_start_rows
+
+    stream = world.generate("wake_up", 11, size=(160, 160), fps=1.0)
+    sample = build_sample(stream, tok)
+    marker = int(torch.nonzero(sample.agent_ids == tok.special_tokens().proactive).flatten()[0])
+    mask = answer_start_rows(sample, set(tok.special_tokens().markers))
+    assert mask.nonzero().flatten().tolist() == list(range(marker, marker + TYPING_ROWS))
+
+
+def test_idle_streams_are_appended_event_free_and_long():
+    from dataclasses import replace
+
+    from vispeak_ros.training.trainer import Recipe, training_streams
+
+    recipe = replace(Recipe(), streams_per_scenario=1, sessions=0, idle_streams=2, idle_seconds=20.0)
+    streams = training_streams(recipe)
+    assert len(streams) == len(world.SCENARIOS) + 2
+    assert all(s.scenario == "none" and not s.events and s.duration_s == 20.0 for s in streams[-2:])
+    assert {s.name for s in streams[-2:]}.isdisjoint(s.name for s in streams[:-2])

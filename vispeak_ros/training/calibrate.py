@@ -18,7 +18,8 @@ from vispeak_ros.model.vispeak import ViSpeakForCausalLM
 from vispeak_ros.training import world
 from vispeak_ros.training.data import Sample, StreamFeatures, is_proactive, user_embeddings
 
-SCALES: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
+SCALES: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0)
+FALSE_WEIGHT = 1.0  # score lost per false answer per event-free minute
 
 
 @torch.no_grad()
@@ -65,7 +66,7 @@ def calibration_score(
             mine = [t for t in fired if event.clip[0] <= t < event.clip[1]]
             events += 1
             hits += bool(mine) and event.timely(float(mine[0]))
-    return hits / max(events, 1) - 0.5 * false / max(minutes, 1e-9)
+    return hits / max(events, 1) - FALSE_WEIGHT * false / max(minutes, 1e-9)
 
 
 def calibrate(

@@ -98,6 +98,14 @@ def informative_frame(stream: Stream, second: int) -> bool:
     return any(is_proactive(e.behaviour) and e.informative(float(second)) for e in stream.events)
 
 
+def onset_frame(stream: Stream, second: int) -> bool:
+    """Inside the first half of a proactive event's window: the gesture is already on screen, the label still 0."""
+    return any(
+        is_proactive(e.behaviour) and e.timespan[0] <= second < e.label_window[0] and not e.informative(float(second))
+        for e in stream.events
+    )
+
+
 def plan_answers(
     stream: Stream, blocks: Sequence[Block], *, small_talk: bool = True, events: bool = True
 ) -> list[Answer]:
@@ -133,8 +141,10 @@ def build_sample(
     tokenizer: ViSpeakTokenizer,
     answers: Sequence[Answer] | None = None,
     system: str = "vispeak",
+    onset_labels: bool = True,
 ) -> Sample:
-    """Rows, agent stream and labels of one stream (answers default to `plan_answers`)."""
+    """Rows, agent stream and labels of one stream (answers default to `plan_answers`). `onset_labels` False leaves
+    the frames of an event window's first half unlabelled (IGNORE) instead of 0."""
     specials = tokenizer.special_tokens()
     template = StreamTemplate(tokenizer)
     blocks = stream_blocks(stream, template, system)
@@ -148,7 +158,7 @@ def build_sample(
     lm = [IGNORE] * len(user)
     info = [float(IGNORE)] * len(user)
     for block, end in zip(blocks, ends, strict=True):
-        if block.kind == "frame":
+        if block.kind == "frame" and (onset_labels or not onset_frame(stream, block.second)):
             info[end - 1] = float(informative_frame(stream, block.second))
     busy_until = -1
     for answer in answers:
@@ -239,13 +249,14 @@ def crop(sample: Sample, feats: StreamFeatures, first: int, last: int) -> tuple[
     return cropped, StreamFeatures(vision=feats.vision[first:last], audio=feats.audio[first:last])
 
 
-def add_silence_labels(sample: Sample, pad: int) -> Sample:
-    """Label pad (stay silent) at every frame block's seg row where no answer starts and none is running: the
-    speak/stay-silent decision as an LM target, the frame-level analogue of the spec's pad labels after audio
-    segments in audio-proactive data. It gives the tiny from-scratch LLM a dense signal for finding events in the
-    current frame, which the informative head (the row before) shares."""
+def add_silence_labels(sample: Sample, pad: int, kinds: tuple[str, ...] = ("frame",)) -> Sample:
+    """Label pad (stay silent) at the seg row of every block of these kinds where no answer starts and none is
+    running: the speak/stay-silent decision as an LM target, the frame-level analogue of the spec's pad labels after
+    audio segments in audio-proactive data. It gives the tiny from-scratch LLM a dense signal for finding events in
+    the current frame, which the informative head (the row before) shares. With "audio" too, reactive decisions
+    (argmax at audio seg rows, where a spoken question would be answered) learn to stay silent."""
     for block, end in zip(sample.blocks, sample.block_ends, strict=True):
-        if block.kind != "frame" or int(sample.lm_labels[end]) != IGNORE or end + 1 >= len(sample.agent_ids):
+        if block.kind not in kinds or int(sample.lm_labels[end]) != IGNORE or end + 1 >= len(sample.agent_ids):
             continue
         if int(sample.agent_ids[end + 1]) == pad and int(sample.agent_ids[end]) == pad:
             sample.lm_labels[end] = pad

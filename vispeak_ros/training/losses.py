@@ -42,9 +42,13 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def streaming_loss(
-    logits: torch.Tensor, informative: torch.Tensor | None, lm_labels: torch.Tensor, info_labels: torch.Tensor
+    logits: torch.Tensor,
+    informative: torch.Tensor | None,
+    lm_labels: torch.Tensor,
+    info_labels: torch.Tensor,
+    alpha: float = FOCAL_ALPHA,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, lm, focal): total = lm + 1.0 * focal."""
     lm = lm_loss(logits, lm_labels)
-    focal = sigmoid_focal_loss(informative, info_labels) if informative is not None else lm * 0.0
+    focal = sigmoid_focal_loss(informative, info_labels, alpha) if informative is not None else lm * 0.0
     return lm + focal, lm, focal

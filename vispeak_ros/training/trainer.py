@@ -36,7 +36,7 @@ from vispeak_ros.training.data import (
     encode_stream,
     user_embeddings,
 )
-from vispeak_ros.training.losses import streaming_loss
+from vispeak_ros.training.losses import FOCAL_ALPHA, streaming_loss
 from vispeak_ros.training.tokenizer_build import build_tokenizer, save_tokenizer
 
 
@@ -45,7 +45,7 @@ class Recipe:
     """Everything that decides the demo checkpoint (YAML keys of `vispeak-train --config`)."""
 
     seed: int = 0
-    steps: int = 3500
+    steps: int = 10000
     lr: float = 2.5e-3
     warmup: float = 0.03  # fraction of the steps
     weight_decay: float = 0.0
@@ -53,20 +53,37 @@ class Recipe:
     # Weight of the focal loss. The spec's is 1 (for a pretrained 7B LLM); the tiny LLM trained from scratch lets the
     # LM loss dominate and its informative head then stays at the constant optimum (p ~ 0.2 for every frame, which
     # fires the 0.35 trigger at every frame): the demo recipe raises it.
-    informative_weight: float = 20.0
+    informative_weight: float = 50.0
     # Share of steps on a short crop (system prompt + a few seconds, most of them ending inside an event window):
     # a from-scratch LLM first learns to attend to the current frame on short rows, then keeps it on whole streams.
     crop_share: float = 0.7
     crop_seconds: list[int] = field(default_factory=lambda: [3, 8])
+    crop_positive: float = 0.7  # share of crops that end inside a positive window (when the stream has one)
+    # False: frames of an event window's first half (gesture on screen, before the label window) carry no
+    # informative label instead of 0, so the head is not taught that a visible gesture is not an event.
+    onset_labels: bool = False
+    focal_alpha: float = 0.5  # weight of positives in the focal loss (the spec's is 0.25)
+    # After training, scale the informative head's last layer so that the 0.35 trigger rule fires on events and not
+    # on idle frames of the training streams (training.calibrate); the scale is recorded in training.json.
+    calibrate: bool = True
+    # Share of steps whose answers start over pad user rows (their first `TYPING_ROWS` rows): the runtime types an
+    # answer by scoring its opening words over pad rows (runtime.event_typing), so the LM learns to open the same way
+    # whatever the user rows under the answer hold.
+    typing_pad_share: float = 0.0
     silence_labels: bool = True  # pad LM labels at frame seg rows without an answer (see data.add_silence_labels)
+    audio_silence_labels: bool = False  # and at audio seg rows (reactive decisions stay silent there)
     hidden_size: int = 64
     num_layers: int = 3
     num_heads: int = 4
     num_kv_heads: int = 2
     vision_hidden: int = 32
     vision_layers: int = 1
-    streams_per_scenario: int = 36
-    sessions: int = 24
+    streams_per_scenario: int = 100
+    sessions: int = 60
+    # Extra event-free streams of `idle_seconds` each (the `none` scenario lasts 8-14 s): minutes of idle video at
+    # the positions a long-running stream reaches, where false triggers are counted.
+    idle_streams: int = 30
+    idle_seconds: float = 60.0
     frame_sizes: list[list[int]] = field(default_factory=lambda: [[240, 240], [160, 160]])
     threads: int = 1  # 2 cores shared with other work: one thread avoids oversubscription stalls
 
@@ -80,6 +97,9 @@ class Recipe:
         if unknown:
             raise ValueError(f"{path}: unknown recipe key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return cls(**raw)
+
+
+TYPING_ROWS = 2  # user rows padded under an answer's first tokens (typing_pad_share)
 
 
 def demo_config(recipe: Recipe, vocab_size: int) -> ViSpeakConfig:
@@ -134,6 +154,11 @@ def demo_config(recipe: Recipe, vocab_size: int) -> ViSpeakConfig:
     )
 
 
+def silence_kinds(recipe: Recipe) -> tuple[str, ...]:
+    """Block kinds whose seg rows get pad labels when silent (`silence_labels`, `audio_silence_labels`)."""
+    return ("frame", "audio") if recipe.audio_silence_labels else ("frame",)
+
+
 def frozen_modules(model: ViSpeakForCausalLM) -> list[torch.nn.Module]:
     """The encoders the official recipe freezes (vision tower; audio encoder with its adapter)."""
     return [m for m in (model.vision_tower, model.audio_encoder) if m is not None]
@@ -149,11 +174,14 @@ def set_cmvn(model: ViSpeakForCausalLM, streams: list[world.Stream]) -> None:
 
 
 def training_streams(recipe: Recipe) -> list[world.Stream]:
-    """The training split: every scenario (frame sizes alternating) plus sessions of 3-5 events (a fall only last)."""
+    """The training split: every scenario (frame sizes alternating), sessions of 3-5 events (a fall only last), then
+    long event-free streams."""
     rng = random.Random(recipe.seed)
     sizes = [tuple(s) for s in recipe.frame_sizes]
     streams = []
-    seeds = world.split_seeds(recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions, recipe.seed)
+    count = recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions
+    seeds = world.split_seeds(count + recipe.idle_streams, recipe.seed)
+    idle_seeds, seeds = seeds[count:], seeds[:count]
     for i, seed in enumerate(seeds[: recipe.streams_per_scenario * len(world.SCENARIOS)]):
         scenario = world.SCENARIOS[i % len(world.SCENARIOS)]
         streams.append(world.generate(scenario, seed, "train", size=sizes[i % len(sizes)], fps=1.0))
@@ -163,6 +191,8 @@ def training_streams(recipe: Recipe) -> list[world.Stream]:
         if rng.random() < 0.3:
             steps[-1] = "fall"
         streams.append(world.generate_session(seed, steps, "train", size=sizes[i % len(sizes)], fps=1.0))
+    for i, seed in enumerate(idle_seeds):
+        streams.append(world.generate("none", seed, "train", recipe.idle_seconds, size=sizes[i % len(sizes)], fps=1.0))
     return streams
 
 
@@ -191,6 +221,8 @@ def prepare(
     streams: list[world.Stream],
     log: Callable[[str], None] = print,
     silence_labels: bool = False,
+    onset_labels: bool = True,
+    silence_kinds: tuple[str, ...] = ("frame",),
 ) -> Prepared:
     """Build every sample and run the frozen encoders once per stream."""
     assert model.tokenizer is not None
@@ -198,8 +230,8 @@ def prepare(
     samples, feats = [], []
     start = time.monotonic()
     for i, stream in enumerate(streams):
-        sample = build_sample(stream, model.tokenizer)
-        samples.append(add_silence_labels(sample, pad) if silence_labels else sample)
+        sample = build_sample(stream, model.tokenizer, onset_labels=onset_labels)
+        samples.append(add_silence_labels(sample, pad, silence_kinds) if silence_labels else sample)
         feats.append(encode_stream(model, stream))
         if (i + 1) % 50 == 0 or i + 1 == len(streams):
             log(f"encoded {i + 1}/{len(streams)} streams ({time.monotonic() - start:.0f} s)")
@@ -207,13 +239,23 @@ def prepare(
 
 
 def step_outputs(
-    model: ViSpeakForCausalLM, sample: Sample, feats: StreamFeatures, informative_weight: float = 1.0
+    model: ViSpeakForCausalLM,
+    sample: Sample,
+    feats: StreamFeatures,
+    informative_weight: float = 1.0,
+    focal_alpha: float = FOCAL_ALPHA,
+    pad_rows: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(total, lm, focal, informative logits) of one sample: the official training forward (positions 0..T-1)."""
+    """(total, lm, focal, informative logits) of one sample: the official training forward (positions 0..T-1).
+    `pad_rows` (bool [T]) replaces those user rows by the pad token's embedding."""
     user = user_embeddings(model, sample, feats)
+    if pad_rows is not None and bool(pad_rows.any()):
+        assert model.tokenizer is not None
+        pad = model.embed_tokens(torch.tensor([model.tokenizer.special_tokens().pad], device=user.device))
+        user = torch.where(pad_rows[:, None].to(user.device), pad, user)
     logits, informative = model(sample.agent_ids[None], user[None])
     info = None if informative is None else informative[0]
-    _, lm, focal = streaming_loss(logits[0], info, sample.lm_labels, sample.info_labels)
+    _, lm, focal = streaming_loss(logits[0], info, sample.lm_labels, sample.info_labels, focal_alpha)
     return lm + informative_weight * focal, lm, focal, info
 
 
@@ -245,7 +287,7 @@ def _maybe_crop(
                  if b.kind == "frame" and float(sample.info_labels[end - 1]) == 1.0]  # fmt: skip
     for _ in range(8):
         length = int(rng.integers(recipe.crop_seconds[0], recipe.crop_seconds[1] + 1))
-        if positives and rng.random() < 0.7:
+        if positives and rng.random() < recipe.crop_positive:
             last = int(rng.choice(positives)) + 1 + int(rng.integers(0, 3))
         else:
             last = int(rng.integers(1, seconds + 1))
@@ -255,6 +297,14 @@ def _maybe_crop(
         if out is not None:
             return out
     return sample, feats
+
+
+def answer_start_rows(sample: Sample, markers: set[int], rows: int = TYPING_ROWS) -> torch.Tensor:
+    """Bool [T]: the first `rows` user rows under each answer (where the agent stream holds a marker and after)."""
+    mask = torch.zeros(len(sample.agent_ids), dtype=torch.bool)
+    for start in torch.nonzero(torch.isin(sample.agent_ids, torch.tensor(sorted(markers)))).flatten().tolist():
+        mask[start : start + rows] = True
+    return mask
 
 
 @dataclass
@@ -285,6 +335,9 @@ def train(
     window: list[tuple[float, float, float]] = []
     probs: dict[float, list[float]] = {0.0: [], 1.0: []}
     start = time.monotonic()
+    assert model.tokenizer is not None
+    specials = model.tokenizer.special_tokens()
+    markers = set(specials.markers)
     for step in range(total):
         if not order:
             order = list(rng.permutation(len(data.samples)))
@@ -292,7 +345,11 @@ def train(
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, recipe.lr, recipe.warmup)
         sample, feats = _maybe_crop(data.samples[i], data.features[i], recipe, rng)
-        loss, lm, focal, info = step_outputs(model, sample, feats, recipe.informative_weight)
+        padded = recipe.typing_pad_share > 0 and rng.random() < recipe.typing_pad_share  # no draw at 0: same order
+        pad_rows = answer_start_rows(sample, markers) if padded else None
+        loss, lm, focal, info = step_outputs(
+            model, sample, feats, recipe.informative_weight, recipe.focal_alpha, pad_rows
+        )
         if info is not None:
             for target, values in probs.items():
                 values += torch.sigmoid(info.detach()[sample.info_labels == target]).tolist()
@@ -330,10 +387,11 @@ def run_recipe(
     t0 = time.monotonic()
     tokenizer = save_tokenizer(build_tokenizer(), output)
     model = new_model(recipe, tokenizer)
-    log(f"generating {recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions} training streams")
+    count = recipe.streams_per_scenario * len(world.SCENARIOS) + recipe.sessions + recipe.idle_streams
+    log(f"generating {count} training streams")
     streams = training_streams(recipe)
     set_cmvn(model, streams[:32])
-    data = prepare(model, streams, log, recipe.silence_labels)
+    data = prepare(model, streams, log, recipe.silence_labels, recipe.onset_labels, silence_kinds(recipe))
     prep_s = time.monotonic() - t0
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"training {trainable} parameters for {recipe.steps} steps")
@@ -347,6 +405,11 @@ def run_recipe(
         "first_loss": round(float(np.mean(result.losses[:20])), 4),
         "last_loss": round(float(np.mean(result.losses[-20:])), 4),
     }
+    if recipe.calibrate:
+        from vispeak_ros.training.calibrate import calibrate
+
+        info["informative_scale"] = calibrate(model, streams, data.samples, data.features)
+        log(f"informative head scaled by {info['informative_scale']} (trigger calibration on the training streams)")
     if evaluate_after:
         from vispeak_ros.training.evaluate import evaluate, heldout_streams
 
