@@ -8,7 +8,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-
 def test_package_xml_is_valid_format_3_with_what_a_robot_needs():
     from catkin_pkg.package import parse_package
 

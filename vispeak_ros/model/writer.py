@@ -163,5 +163,3 @@ def _write_audio_folder(model: ViSpeakForCausalLM, audio_dir: Path) -> None:
     frames = 1000  # the stats file stores sums over frames: any count reproduces mean and istd
     stats = {"mean_stat": (mean * frames).tolist(), "var_stat": (var * frames).tolist(), "frame_num": frames}
     (audio_dir / "global_cmvn").write_text(json.dumps(stats) + "\n", encoding="utf-8")
-
-

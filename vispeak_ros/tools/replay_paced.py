@@ -191,7 +191,6 @@ def run_paced(
             )
         definitions = {c.topic: c.msgdef if c.msgdef_format == "ros2msg" else "" for c in source.connections}
         with OutputBag(bag_path, typestore=store, single_file=True) as bag:
-
             scored = [-1]  # the highest segment index the node has published an informative score for
 
             def record_outputs() -> None:
