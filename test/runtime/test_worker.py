@@ -64,3 +64,12 @@ def test_worker_interrupt_cuts_the_running_answer_before_the_next_segment():
     cancels = [e for e in outputs if isinstance(e.output, SpeechCancel)]
     assert len(cancels) == 1 and cancels[0].output.reason == "interrupted" and cancels[0].segment_index == 3
     assert not assistant.backend.speaking
+
+
+def test_a_waiter_is_told_the_worker_is_idle_while_its_queue_stays_empty():
+    """The worker polls its empty queue without holding the lock `wait_idle` needs (holding it once starved a
+    waiter for minutes: locks are not fair)."""
+    with Worker(slow_assistant(0.0, seed=1)) as worker:
+        for _ in range(50):
+            assert worker.wait_idle(timeout=10)
+            time.sleep(0.003)

@@ -50,6 +50,11 @@ class BoundedQueue(Generic[T]):
                 return None
             return self._items.popleft()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to `timeout` seconds until something is queued, without taking it; True when something is."""
+        with self._ready:
+            return self._ready.wait_for(lambda: bool(self._items), timeout)
+
     def drain(self) -> list[T]:
         """Take everything queued now, oldest first."""
         with self._ready:

@@ -146,13 +146,17 @@ class Worker:
     # ----------------------------------------------------------------- worker side
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._idle:
-                item = self.segments.get(timeout=0.05)
+            # Wait outside the idle lock: holding it through the wait starved `wait_idle` of the lock (locks are
+            # not fair), and a waiter could hang for as long as the queue stayed empty.
+            if not self.segments.wait(0.05):
+                with self._idle:
+                    self._idle.notify_all()
+                continue
+            with self._idle:  # take and count as one step, so `wait_idle` never sees the segment in neither place
+                item = self.segments.get(timeout=0)
                 if item is not None:
                     self._busy += 1
             if item is None:
-                with self._idle:
-                    self._idle.notify_all()
                 continue
             segment, submitted = item
             try:
