@@ -144,7 +144,7 @@ def test_the_speech_listener_dying_or_freezing_mid_answer_changes_nothing(dds_en
     watcher = threading.Thread(target=strike, daemon=True)
     watcher.start()
     try:
-        play(probe, dds_env, "--rate", "3", "--until-s", "24")
+        play(probe, dds_env, "--rate", "3", "--until-s", "34")  # the demo model speaks at 5, 17 and 30 s
         probe.spin(1.0)
         assert node.alive(), node.stderr()
         level, message, _ = probe.diagnostics[-1]
