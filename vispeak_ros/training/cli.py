@@ -14,7 +14,8 @@ from pathlib import Path
 from vispeak_ros.training.trainer import Recipe
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer above zero."""
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
@@ -28,10 +29,10 @@ def parser() -> argparse.ArgumentParser:
         "With --stage N --config FILE: one stage of the full recipe (see vispeak-train --stage 0 --help).",
     )
     p.add_argument("--output", required=True, type=Path, help="checkpoint folder to write")
-    p.add_argument("--steps", type=_positive, help="training steps (default: the recipe's)")
+    p.add_argument("--steps", type=positive_int, help="training steps (default: the recipe's)")
     p.add_argument("--seed", type=int, help="seed of the model init, the training streams and their order")
     p.add_argument("--config", type=Path, help="YAML file of recipe keys overriding the demo recipe")
-    p.add_argument("--threads", type=_positive, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default 1)")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation after training")
     return p
 

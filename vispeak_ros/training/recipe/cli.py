@@ -8,12 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+from vispeak_ros.training.cli import positive_int
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,8 +22,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="run folder (default: runs/stageN)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint-STEP in --output")
     p.add_argument("--init-from", help="checkpoint folder to start from (overrides model.init_from)")
-    p.add_argument("--max-steps", type=_positive, help="optimizer steps (overrides the epochs)")
-    p.add_argument("--threads", type=_positive, help="torch CPU threads per process")
+    p.add_argument("--max-steps", type=positive_int, help="optimizer steps (overrides the epochs)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
     return p
 
 
