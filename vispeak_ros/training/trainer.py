@@ -407,7 +407,7 @@ def run_recipe(
         from vispeak_ros.training.vision_pretrain import pretrain_vision
 
         vision = pretrain_vision(
-            model, streams, recipe.vision_steps, recipe.vision_lr, recipe.vision_batch, recipe.seed, log
+            model, streams, recipe.vision_steps, lr=recipe.vision_lr, batch=recipe.vision_batch, seed=recipe.seed, log=log
         )
     vision_s = time.monotonic() - v0
     set_cmvn(model, streams[:32])

@@ -123,19 +123,34 @@ def pooled_grid(model: ViSpeakForCausalLM) -> int:
     return round(model.config.tokens_per_frame**0.5)
 
 
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the targets that are not IGNORE; 0 when none is (a batch without a visible object)."""
+    keep = targets != IGNORE
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[keep], targets[keep])
+
+
 class TokenHeads(torch.nn.Module):
-    """The two linear read-outs of this stage (not part of the checkpoint)."""
+    """The linear read-outs of this stage (not part of the checkpoint): per token pose and object, and the frame's
+    pose from the mean token (which asks every token to carry a little of the whole picture: one raised arm is a
+    wave, two are a goodbye)."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.pose = torch.nn.Linear(width, 1 + len(POSES))
         self.object = torch.nn.Linear(width, 1 + len(OBJECTS))
+        self.frame = torch.nn.Linear(width, len(POSES))
 
-    def loss(self, tokens: torch.Tensor, poses: torch.Tensor, objects: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """(pose + object cross-entropy, pose accuracy on the person's tokens) of a batch of pooled tokens."""
+    def loss(
+        self, tokens: torch.Tensor, frame_poses: torch.Tensor, poses: torch.Tensor, objects: torch.Tensor
+    ) -> tuple[torch.Tensor, float]:
+        """(frame pose + token pose + object cross-entropy, token pose accuracy on the person) of a batch of pooled
+        tokens [N, T, C] with targets [N], [N, T], [N, T]."""
         pose_logits = self.pose(tokens).flatten(0, 1)
-        loss = F.cross_entropy(pose_logits, poses.flatten(), ignore_index=IGNORE)
-        loss = loss + F.cross_entropy(self.object(tokens).flatten(0, 1), objects.flatten(), ignore_index=IGNORE)
+        loss = _cross_entropy(pose_logits, poses.flatten())
+        loss = loss + _cross_entropy(self.object(tokens).flatten(0, 1), objects.flatten())
+        loss = loss + F.cross_entropy(self.frame(tokens.mean(1)), frame_poses)
         on_person = poses.flatten() > 0
         hits = (pose_logits.argmax(-1)[on_person] == poses.flatten()[on_person]).float()
         return loss, float(hits.mean()) if len(hits) else 0.0
@@ -180,6 +195,7 @@ def pretrain_vision(
     heads = TokenHeads(4 * model.config.vision.hidden_size)
     torch.nn.init.normal_(heads.pose.weight, std=0.02, generator=generator)
     torch.nn.init.normal_(heads.object.weight, std=0.02, generator=generator)
+    torch.nn.init.normal_(heads.frame.weight, std=0.02, generator=generator)
     tower.requires_grad_(True)
     tower.train()
     params = [*tower.parameters(), *heads.parameters()]
@@ -194,7 +210,7 @@ def pretrain_vision(
         frames, objects = recolour([data.frames[i] for i in rows], data.object_tokens[rows], rng, augment)
         pixels = preprocess_images(frames, model.config.vision)
         tokens = pool_tokens(model.vision_features(pixels), model.config.pooling_size)
-        loss, accuracy = heads.loss(tokens, data.pose_tokens[rows], objects)
+        loss, accuracy = heads.loss(tokens, torch.from_numpy(data.poses[rows]), data.pose_tokens[rows], objects)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
