@@ -51,7 +51,7 @@ def test_a_fall_is_in_between_then_fallen_for_good():
 def test_gesture_targets_sit_on_the_moved_arm_above_the_standing_body():
     stream = _stream("wake_up")
     action = stream.actions[0]
-    poses, objects = token_targets(stream, action.end - 0.1, GRID)
+    poses, _ = token_targets(stream, action.end - 0.1, GRID)
     grid = poses.reshape(GRID, GRID)
     wave_rows = np.nonzero(grid == 1 + POSES.index("wave"))[0]
     body_rows = np.nonzero(grid == 1 + POSES.index("standing"))[0]

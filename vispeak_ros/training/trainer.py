@@ -80,8 +80,8 @@ class Recipe:
     vision_hidden: int = 32
     vision_layers: int = 1
     vision_heads: int = 2
-    # The official tower reads 448 px (32 x 32 patches of 14) and pools the shuffled 16 x 16 grid to 8 x 8 tokens; 224 px
-    # with pooling 1 gives the LLM the same 8 x 8 tokens per frame from 16 x fewer attention pairs in the tower.
+    # The official tower reads 448 px (32 x 32 patches of 14) and pools the shuffled 16 x 16 grid to 8 x 8 tokens;
+    # 224 px with pooling 1 gives the LLM the same 8 x 8 tokens per frame from 16 x fewer attention pairs.
     image_size: int = 448
     pooling_size: int = 2
     # Stage 0 (training.vision_pretrain): steps of dense pose/object targets that teach the tower to see the world
@@ -407,7 +407,7 @@ def run_recipe(
         from vispeak_ros.training.vision_pretrain import pretrain_vision
 
         vision = pretrain_vision(
-            model, streams, recipe.vision_steps, lr=recipe.vision_lr, batch=recipe.vision_batch, seed=recipe.seed, log=log
+            model, streams, recipe.vision_steps, recipe.vision_lr, recipe.vision_batch, recipe.seed, log=log
         )
     vision_s = time.monotonic() - v0
     set_cmvn(model, streams[:32])
