@@ -46,6 +46,14 @@ BACKGROUND_PALETTES: dict[str, dict[str, Colour]] = {
         "slate": (88, 98, 112),
         "lavender": (190, 180, 208),
         "cream": (236, 232, 214),
+        # More hues and darker walls, so a model sees a person against many colours, not against eight.
+        "navy_gray": (70, 80, 100),
+        "forest": (80, 110, 86),
+        "plum": (120, 90, 120),
+        "ice": (210, 226, 236),
+        "stone": (150, 150, 140),
+        "aqua": (150, 200, 196),
+        "lilac_gray": (160, 150, 170),
     },
     "heldout": {
         "mint": (186, 222, 200),

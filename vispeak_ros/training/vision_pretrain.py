@@ -3,9 +3,10 @@ does for the real model, before it is frozen for the streaming stage.
 
 A randomly initialised tower keeps too little of a frame for a 64-wide LLM to read: a linear probe on its pooled
 tokens tells the person's pose on 0.45 of held-out frames. The world knows what every pixel shows, so the tower is
-trained on dense targets at the grid of pooled tokens that the projector reads (8 x 8): a token on the person learns
-what the person is doing (standing, waving, waving goodbye, thumbs up, palm, pointing, fallen), a token on an object
-learns its colour and shape. Two linear heads read the tokens during this stage and are dropped afterwards.
+trained on dense targets at the grid of tokens that the projector reads (8 x 8): a token on the person learns which
+part it shows (body, raised arm, thumb, palm, pointing arm, fallen body), a token on an object its colour and shape,
+and the mean token the frame's pose (standing, wave, goodbye, thumbs up, palm, point, fallen). The linear heads that
+read them during this stage are dropped afterwards.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from vispeak_ros.model.vispeak import ViSpeakForCausalLM
 from vispeak_ros.training import render, world
 
 POSES: tuple[str, ...] = ("standing", "wave", "goodbye", "thumb", "palm", "point", "fallen")
+# What a token shows of the person: a raised arm looks the same in a wave and a goodbye (one arm or two tells them
+# apart, which is the frame head's job), the other poses have their own look.
+PARTS: tuple[str, ...] = ("background", "body", "raised_arm", "thumb", "palm", "point", "fallen")
+_PART_OF_POSE = {"standing": "body", "wave": "raised_arm", "goodbye": "raised_arm"}
 OBJECTS: tuple[str, ...] = world.object_names()
 FALLEN_AFTER = 0.6  # share of a fall after which the body counts as down (before: in between, no target)
 COVER = 0.08  # a token is on a drawn thing when that covers more than this share of it; a sliver has no target
@@ -65,10 +70,10 @@ def _cover(mask: np.ndarray, grid: int) -> np.ndarray:
 def token_targets(stream: world.Stream, t: float, grid: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(pose target, object target) per token, int64 [grid * grid] each, or None while the pose is changing.
 
-    Pose target: 0 off the person, 1 on the person where it looks as when standing, 1 + the pose index where the
-    pose moved it (the raised or pointing arm, the whole fallen body): the evidence for a gesture is local, so that
-    is where a token is asked to name it. Object target: 0 off the objects, else 1 + the index in OBJECTS. Tokens
-    that a drawing only grazes get IGNORE."""
+    Pose target (index into PARTS): background off the person, body where the person looks as when standing, the
+    pose's part where the pose moved it (the raised or pointing arm, the whole fallen body): the evidence for a
+    gesture is local, so that is where a token is asked to name it. Object target: 0 off the objects, else 1 + the
+    index in OBJECTS. Tokens that a drawing only grazes get IGNORE."""
     pose = pose_index(stream, t)
     if pose == IGNORE:
         return None
@@ -81,7 +86,8 @@ def token_targets(stream: world.Stream, t: float, grid: int) -> tuple[np.ndarray
     moved = _cover(now & ~person(world.pose_at(t, (), scene)), grid)
     on_person = _cover(now, grid)
     poses = np.where(on_person > COVER, 1, np.where(on_person > 0, IGNORE, 0))
-    poses = np.where(moved > COVER, 1 + pose, np.where((moved > 0) & (poses == 1), IGNORE, poses)).astype(np.int64)
+    part = PARTS.index(_PART_OF_POSE.get(POSES[pose], POSES[pose]))
+    poses = np.where(moved > COVER, part, np.where((moved > 0) & (poses == 1), IGNORE, poses)).astype(np.int64)
     objects = np.zeros((grid, grid), np.int64)
     if scene.objects_visible:
         for obj in scene.objects:
@@ -138,7 +144,7 @@ class TokenHeads(torch.nn.Module):
 
     def __init__(self, width: int) -> None:
         super().__init__()
-        self.pose = torch.nn.Linear(width, 1 + len(POSES))
+        self.pose = torch.nn.Linear(width, len(PARTS))
         self.object = torch.nn.Linear(width, 1 + len(OBJECTS))
         self.frame = torch.nn.Linear(width, len(POSES))
 
