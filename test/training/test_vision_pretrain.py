@@ -54,11 +54,11 @@ def test_gesture_targets_sit_on_the_moved_arm_above_the_standing_body():
     action = stream.actions[0]
     poses, _ = token_targets(stream, action.end - 0.1, GRID)
     grid = poses.reshape(GRID, GRID)
-    wave_rows = np.nonzero(grid == PARTS.index("raised_arm"))[0]
+    wave_rows = np.nonzero(grid == PARTS.index("wave"))[0]
     body_rows = np.nonzero(grid == PARTS.index("body"))[0]
     assert len(wave_rows) and len(body_rows)
     assert wave_rows.mean() < body_rows.mean()  # the raised arm, not the legs
-    assert set(np.unique(grid)) <= {IGNORE, 0, 1, PARTS.index("raised_arm")}
+    assert set(np.unique(grid)) <= {IGNORE, 0, 1, PARTS.index("wave")}
     standing, _ = token_targets(stream, action.start - 0.5, GRID)
     assert set(np.unique(standing)) <= {IGNORE, 0, 1}  # no gesture anywhere
 

@@ -4,9 +4,9 @@ does for the real model, before it is frozen for the streaming stage.
 A randomly initialised tower keeps too little of a frame for a 64-wide LLM to read: a linear probe on its pooled
 tokens tells the person's pose on 0.45 of held-out frames. The world knows what every pixel shows, so the tower is
 trained on dense targets at the grid of tokens that the projector reads (8 x 8): a token on the person learns which
-part it shows (body, raised arm, thumb, palm, pointing arm, fallen body), a token on an object its colour and shape,
-and the mean token the frame's pose (standing, wave, goodbye, thumbs up, palm, point, fallen). The linear heads that
-read them during this stage are dropped afterwards.
+part it shows (body, waving arm, goodbye arms, thumb, palm, pointing arm, fallen body), a token on an object its
+colour and shape, and the mean token the frame's pose (standing, wave, goodbye, thumbs up, palm, point, fallen). The
+linear heads that read them during this stage are dropped afterwards.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from vispeak_ros.model.vispeak import ViSpeakForCausalLM
 from vispeak_ros.training import render, world
 
 POSES: tuple[str, ...] = ("standing", "wave", "goodbye", "thumb", "palm", "point", "fallen")
-# What a token shows of the person: a raised arm looks the same in a wave and a goodbye (one arm or two tells them
-# apart, which is the frame head's job), the other poses have their own look.
-PARTS: tuple[str, ...] = ("background", "body", "raised_arm", "thumb", "palm", "point", "fallen")
-_PART_OF_POSE = {"standing": "body", "wave": "raised_arm", "goodbye": "raised_arm"}
+# What a token shows of the person: its body as when standing, or the part a pose moved. A raised arm is asked to
+# tell a wave (one arm) from a goodbye (two): with one shared class the LLM took waves for goodbyes.
+PARTS: tuple[str, ...] = ("background", "body", "wave", "goodbye", "thumb", "palm", "point", "fallen")
+_PART_OF_POSE = {"standing": "body"}
 OBJECTS: tuple[str, ...] = world.object_names()
 FALLEN_AFTER = 0.6  # share of a fall after which the body counts as down (before: in between, no target)
 COVER = 0.08  # a token is on a drawn thing when that covers more than this share of it; a sliver has no target
