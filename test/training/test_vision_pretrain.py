@@ -98,3 +98,13 @@ def test_a_few_steps_train_the_tower_and_leave_it_frozen(tmp_path):
     model_b = new_model(recipe, model.tokenizer)
     longer = pretrain_vision(model_b, streams, steps=60, batch=4, lr=3e-3, log=lambda _: None)
     assert longer["vision_loss"] < first["vision_loss"]
+
+
+def test_the_vision_config_gives_the_llm_as_many_tokens_per_frame_as_the_shipped_tower():
+    from pathlib import Path
+
+    from vispeak_ros.training.trainer import demo_config
+
+    recipe = Recipe.from_yaml(Path(__file__).parents[2] / "training" / "demo_vision.yaml")
+    assert recipe.vision_steps > 0 and Recipe().vision_steps == 0  # opt-in: the shipped weights have no stage 0
+    assert demo_config(recipe, 100).tokens_per_frame == demo_config(Recipe(), 100).tokens_per_frame == 64

@@ -56,29 +56,6 @@ BACKGROUND_PALETTES: dict[str, dict[str, Colour]] = {
         "teal_gray": (104, 140, 142),
     },
 }
-
-
-def _generated_walls(avoid: list[Colour], levels: tuple[int, ...] = (50, 95, 140, 185, 230)) -> dict[str, Colour]:
-    """Muted colours on a grid over RGB, none closer than 40 to `avoid` (the held-out walls) or 90 to an object
-    colour: with eight hand-picked training walls the model learned the rooms, and missed gestures against new ones."""
-    walls = {}
-    for r in levels:
-        for g in levels:
-            for b in levels:
-                colour = (r, g, b)
-                if max(colour) - min(colour) > 120:  # saturated: would compete with the objects
-                    continue
-                if min(math.dist(colour, c) for c in avoid) < 40:
-                    continue
-                if min(math.dist(colour, c) for c in OBJECT_COLOURS.values()) < 90:
-                    continue
-                walls[f"rgb_{r}_{g}_{b}"] = colour
-    return walls
-
-
-BACKGROUND_PALETTES["train"].update(_generated_walls(list(BACKGROUND_PALETTES["heldout"].values())))
-
-
 BACKGROUND_KINDS: tuple[str, ...] = ("solid", "vertical_gradient", "wall_floor", "stripes", "checker_floor")
 
 SKIN_TONES: tuple[Colour, ...] = ((241, 194, 160), (224, 172, 130), (198, 134, 90), (141, 85, 54), (95, 60, 40))
