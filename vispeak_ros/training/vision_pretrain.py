@@ -29,7 +29,6 @@ POSES: tuple[str, ...] = ("standing", "wave", "goodbye", "thumb", "palm", "point
 # What a token shows of the person: its body as when standing, or the part a pose moved. A raised arm is asked to
 # tell a wave (one arm) from a goodbye (two): with one shared class the LLM took waves for goodbyes.
 PARTS: tuple[str, ...] = ("background", "body", "wave", "goodbye", "thumb", "palm", "point", "fallen")
-_PART_OF_POSE = {"standing": "body"}
 OBJECTS: tuple[str, ...] = world.object_names()
 FALLEN_AFTER = 0.6  # share of a fall after which the body counts as down (before: in between, no target)
 COVER = 0.08  # a token is on a drawn thing when that covers more than this share of it; a sliver has no target
@@ -86,7 +85,7 @@ def token_targets(stream: world.Stream, t: float, grid: int) -> tuple[np.ndarray
     moved = _cover(now & ~person(world.pose_at(t, (), scene)), grid)
     on_person = _cover(now, grid)
     poses = np.where(on_person > COVER, 1, np.where(on_person > 0, IGNORE, 0))
-    part = PARTS.index(_PART_OF_POSE.get(POSES[pose], POSES[pose]))
+    part = PARTS.index("body" if POSES[pose] == "standing" else POSES[pose])
     poses = np.where(moved > COVER, part, np.where((moved > 0) & (poses == 1), IGNORE, poses)).astype(np.int64)
     objects = np.zeros((grid, grid), np.int64)
     if scene.objects_visible:
